@@ -1,0 +1,1 @@
+"""Shared pieces every stage builds on. Imports no stage."""

@@ -1,0 +1,106 @@
+"""The ONNX encoder: tokenizer + ONNX Runtime session + pooling, exactly as served."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from embedloop.core.runtime import choose_providers, session_options
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class TokenizedText:
+    ids: np.ndarray  # int64, special tokens included, already cut to the model's maximum
+    truncated: bool
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.ids.shape[0])
+
+
+def read_manifest(version_dir: Path) -> dict[str, Any]:
+    return json.loads((version_dir / MANIFEST).read_text())
+
+
+class OnnxEncoder:
+    """Encodes texts with one graph (``int8`` or ``fp32``) of a registered version folder."""
+
+    def __init__(
+        self,
+        version_dir: Path,
+        graph: str = "int8",
+        *,
+        intra_op_threads: int = 0,
+        use_gpu: bool = True,
+        manifest: dict[str, Any] | None = None,
+    ) -> None:
+        self.dir = Path(version_dir)
+        self.manifest = manifest or read_manifest(self.dir)
+        self.dimensions: int = int(self.manifest["dimensions"])
+        self.max_seq_length: int = int(self.manifest["max_seq_length"])
+        self.pooling: str = self.manifest["pooling"]
+        self.normalize: bool = bool(self.manifest["normalize"])
+        self.tokenizer = Tokenizer.from_file(str(self.dir / self.manifest["tokenizer"]))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self.providers = choose_providers(use_gpu)
+        self.session = ort.InferenceSession(
+            str(self.dir / self.manifest["graphs"][graph]),
+            sess_options=session_options(intra_op_threads),
+            providers=self.providers,
+        )
+        self.provider = self.session.get_providers()[0]
+        self._input_names = {i.name for i in self.session.get_inputs()}
+        self._output_name = self.session.get_outputs()[0].name
+
+    # -- tokenization (cheap, on the request path) ------------------------------------------
+    def tokenize(self, texts: list[str]) -> list[TokenizedText]:
+        encodings = self.tokenizer.encode_batch(texts, add_special_tokens=True)
+        return [
+            TokenizedText(np.asarray(e.ids, dtype=np.int64), truncated=bool(e.overflowing))
+            for e in encodings
+        ]
+
+    # -- inference (one padded batch) -------------------------------------------------------
+    def embed_tokens(self, batch: list[np.ndarray]) -> np.ndarray:
+        """Embeddings (float32, shape ``(len(batch), dimensions)``) for token-id arrays."""
+        width = max(ids.shape[0] for ids in batch)
+        input_ids = np.zeros((len(batch), width), dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, ids in enumerate(batch):
+            input_ids[row, : ids.shape[0]] = ids
+            mask[row, : ids.shape[0]] = 1
+        feed = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feed["token_type_ids"] = np.zeros_like(input_ids)
+        hidden = self.session.run([self._output_name], feed)[0]
+        return self._pool(hidden, mask)
+
+    def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            weights = mask[..., None].astype(hidden.dtype)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        pooled = pooled.astype(np.float32, copy=False)
+        if self.normalize:
+            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return pooled
+
+    # -- convenience for offline work (benchmarks, parity, probes) ---------------------------
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        tokens = self.tokenize(texts)
+        order = np.argsort([t.n_tokens for t in tokens], kind="stable")  # less padding
+        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            out[idx] = self.embed_tokens([tokens[i].ids for i in idx])
+        return out

@@ -1,0 +1,114 @@
+"""Every setting in one typed place.
+
+Sources, highest priority first: keyword arguments, ``EMBEDLOOP_*`` environment variables
+(nested groups with ``__``, e.g. ``EMBEDLOOP_SERVING__MAX_BATCH_TOKENS=8192``), the YAML file
+named by ``EMBEDLOOP_CONFIG`` (default ``$EMBEDLOOP_HOME/config.yaml``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+
+class Privacy(str, Enum):
+    """What the query log keeps of a sampled text."""
+
+    TEXT = "text"
+    HASH = "hash"
+    NONE = "none"
+
+
+class RegistrySettings(BaseModel):
+    url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///$EMBEDLOOP_HOME/registry.db")
+
+
+class ExportSettings(BaseModel):
+    quantization: str = Field("auto", description="auto | avx512_vnni | avx512 | avx2 | arm64")
+    per_channel: bool = True
+    parity_min_mean_cosine: float = Field(0.985, description="int8 vs fp32 mean cosine needed to register")
+    parity_min_cosine: float = Field(0.93, description="int8 vs fp32 worst-text cosine needed to register")
+
+
+class ServingSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 3000
+    model_alias: str = Field("embedloop", description="public model name meaning the production version")
+    max_batch_items: int = Field(64, ge=1, description="texts per forward pass")
+    max_batch_tokens: int = Field(16384, ge=16, description="padded tokens per forward pass")
+    max_wait_ms: float = Field(2.0, ge=0, description="how long a lone request may wait for company")
+    max_queue_texts: int = Field(2048, ge=1, description="queued texts before answering 429")
+    request_timeout_s: float = Field(30.0, gt=0, description="deadline per request; past it: 504")
+    max_inputs: int = Field(2048, ge=1, description="texts per request")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_loaded_versions: int = Field(2, ge=1, description="versions kept in memory, production included")
+    alias_poll_s: float = Field(2.0, gt=0, description="how often the production alias is re-read")
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads per session; 0 = all cores")
+    use_gpu: bool = Field(True, description="use CUDA when onnxruntime-gpu and a GPU are present")
+    retry_after_s: int = Field(1, ge=1)
+
+
+class QueryLogSettings(BaseModel):
+    enabled: bool = True
+    url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///$EMBEDLOOP_HOME/querylog.db")
+    sample_rate: float = Field(0.1, ge=0.0, le=1.0, description="fraction of texts stored with embedding")
+    privacy: Privacy = Privacy.TEXT
+    queue_size: int = Field(10000, ge=1)
+    batch_size: int = Field(500, ge=1)
+    flush_interval_s: float = Field(0.5, gt=0)
+    retention_days: float = Field(30.0, gt=0)
+    retention_max_rows: int = Field(1_000_000, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EMBEDLOOP_", env_nested_delimiter="__", extra="ignore")
+
+    home: Path = Field(Path(".embedloop"), description="state folder")
+    registry: RegistrySettings = RegistrySettings()
+    export: ExportSettings = ExportSettings()
+    serving: ServingSettings = ServingSettings()
+    querylog: QueryLogSettings = QueryLogSettings()
+
+    @model_validator(mode="after")
+    def _absolute_home(self) -> "Settings":
+        self.home = self.home.expanduser().resolve()
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        home = Path(os.environ.get("EMBEDLOOP_HOME", ".embedloop"))
+        config_file = Path(os.environ.get("EMBEDLOOP_CONFIG", home / "config.yaml"))
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+
+    @cached_property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @cached_property
+    def staging_dir(self) -> Path:
+        return self.home / "staging"
+
+    @property
+    def registry_url(self) -> str:
+        return self.registry.url or f"sqlite:///{self.home / 'registry.db'}"
+
+    @property
+    def querylog_url(self) -> str:
+        return self.querylog.url or f"sqlite:///{self.home / 'querylog.db'}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

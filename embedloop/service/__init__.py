@@ -1,0 +1,1 @@
+"""The serving stage: OpenAI-compatible embeddings over BentoML. Imports only embedloop.core."""

@@ -1,0 +1,42 @@
+"""The BentoML service: BentoML runs the server, its metrics, health and lifecycle; the routes
+are the ASGI app from :mod:`embedloop.service.app`.
+
+``bentoml serve embedloop.service.bento:EmbeddingService`` (or ``embedloop serve``).
+"""
+
+from __future__ import annotations
+
+from embedloop.core.env import apply_defaults
+from embedloop.core.settings import load_settings
+
+settings = load_settings()
+apply_defaults(settings.home)
+
+import bentoml  # noqa: E402 - after the environment defaults
+
+from embedloop.service.app import create_app  # noqa: E402
+from embedloop.service.engine import Engine  # noqa: E402
+
+app = create_app()
+
+
+@bentoml.service(
+    name="embedloop",
+    workers=1,
+    traffic={
+        # Our own deadline answers 504 first; BentoML's is the backstop.
+        "timeout": int(settings.serving.request_timeout_s) + 30,
+        "max_concurrency": None,
+    },
+    endpoints={"livez": "/livez", "readyz": "/readyz"},
+    logging={"access": {"enabled": False}},
+    metrics={"enabled": True},
+)
+@bentoml.asgi_app(app)
+class EmbeddingService:
+    def __init__(self) -> None:
+        self.engine = Engine(settings)
+        app.state.engine = self.engine
+
+    def __is_ready__(self) -> bool:
+        return self.engine.ready

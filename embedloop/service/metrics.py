@@ -1,0 +1,51 @@
+"""Prometheus metrics of the serving path, defined once and imported where used.
+
+Under BentoML these land in its multiprocess registry and are served at ``/metrics`` next to
+BentoML's own.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "embedloop_requests_total", "Embedding API requests by HTTP status", ["endpoint", "status"]
+)
+TEXTS = Counter("embedloop_texts_total", "Texts embedded", ["version"])
+TOKENS = Counter("embedloop_tokens_total", "Tokens fed to the model, special tokens included", ["version"])
+TRUNCATIONS = Counter(
+    "embedloop_truncated_texts_total", "Texts cut to the model's maximum sequence length", ["version"]
+)
+REQUEST_LATENCY = Histogram(
+    "embedloop_request_duration_seconds",
+    "Time from request received to response ready",
+    ["endpoint"],
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0),
+)
+BATCH_SIZE = Histogram(
+    "embedloop_batch_size_texts", "Texts per forward pass", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+)
+BATCH_TOKENS = Histogram(
+    "embedloop_batch_padded_tokens",
+    "Padded tokens per forward pass",
+    buckets=(64, 256, 1024, 2048, 4096, 8192, 16384, 32768),
+)
+INFERENCE_LATENCY = Histogram(
+    "embedloop_inference_duration_seconds",
+    "Time of one forward pass",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
+)
+QUEUE_DEPTH = Gauge("embedloop_queue_depth_texts", "Texts waiting for a forward pass", multiprocess_mode="livesum")
+REJECTED = Counter("embedloop_rejected_requests_total", "Requests refused before inference", ["reason"])
+QUERYLOG_WRITES = Counter("embedloop_querylog_writes_total", "Request records written to the query log")
+QUERYLOG_DROPS = Counter("embedloop_querylog_drops_total", "Request records dropped because the log queue was full")
+QUERYLOG_FAILURES = Counter("embedloop_querylog_write_failures_total", "Request records lost to write errors")
+QUERYLOG_DEPTH = Gauge(
+    "embedloop_querylog_queue_depth", "Records waiting to be written to the query log", multiprocess_mode="livesum"
+)
+MODEL_INFO = Gauge(
+    "embedloop_model_info",
+    "1 for each loaded model version; role is production or pinned",
+    ["version", "role", "provider"],
+    multiprocess_mode="livemax",
+)
+MODEL_LOADS = Counter("embedloop_model_loads_total", "Model version loads by outcome", ["outcome"])
+MODEL_SWAPS = Counter("embedloop_model_swaps_total", "Production hot-swaps done by the service")

@@ -1,0 +1,158 @@
+"""Loaded model versions: follows the ``production`` alias, hot-swaps, serves pinned versions.
+
+A new production version is loaded, checked (sha256) and warmed in a background thread while the
+old one keeps serving; the swap is one reference assignment. At most ``max_loaded_versions`` stay
+in memory; the least recently used idle one goes first, production never.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from embedloop.core.encoder import OnnxEncoder
+from embedloop.core.registry import PRODUCTION, Registry, RegistryError
+from embedloop.core.settings import Settings
+from embedloop.core.versions import load_encoder
+from embedloop.service import metrics
+from embedloop.service.batcher import Batcher, BatchLimits
+
+log = logging.getLogger(__name__)
+
+WARMUP_TEXTS = ["warm up", "a slightly longer sentence to warm up the model with more tokens in it"]
+RETRY_FAILED_AFTER_S = 60.0
+
+
+class UnknownVersion(Exception):
+    pass
+
+
+class VersionUnavailable(Exception):
+    """The version exists but cannot be loaded (integrity check, missing files)."""
+
+
+@dataclass
+class LoadedModel:
+    version: str
+    encoder: OnnxEncoder
+    batcher: Batcher
+    last_used: float = 0.0
+
+
+class ModelPool:
+    def __init__(self, settings: Settings, registry: Registry, executor: Executor) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.executor = executor
+        s = settings.serving
+        self.limits = BatchLimits(s.max_batch_items, s.max_batch_tokens, s.max_queue_texts, s.max_wait_ms / 1000)
+        self.loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self.production: LoadedModel | None = None
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._failed: dict[str, float] = {}
+
+    @property
+    def ready(self) -> bool:
+        return self.production is not None
+
+    def queue_depth(self) -> int:
+        return sum(m.batcher.depth for m in self.loaded.values())
+
+    # -- loading ------------------------------------------------------------------------------
+    def _load_sync(self, name: str) -> LoadedModel:
+        try:
+            version = self.registry.get(name)
+        except RegistryError as exc:
+            raise UnknownVersion(str(exc)) from exc
+        try:
+            encoder = load_encoder(self.settings, version)
+            encoder.embed_tokens([t.ids for t in encoder.tokenize(WARMUP_TEXTS)])
+        except Exception as exc:
+            metrics.MODEL_LOADS.labels("failed").inc()
+            log.error("version %s cannot be loaded: %s", name, exc)
+            raise VersionUnavailable(f"version {name} cannot be loaded: {exc}") from exc
+        metrics.MODEL_LOADS.labels("ok").inc()
+        log.info("loaded version %s on %s", name, encoder.provider)
+        return LoadedModel(name, encoder, Batcher(encoder.embed_tokens, self.executor, self.limits))
+
+    async def _load(self, name: str) -> LoadedModel:
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            if name in self.loaded:
+                return self.loaded[name]
+            model = await asyncio.to_thread(self._load_sync, name)
+            self.loaded[name] = model
+            return model
+
+    async def resolve(self, name: str | None) -> LoadedModel:
+        """The production model (``name`` None) or a pinned version, loading it if needed."""
+        model = self.production if name is None else self.loaded.get(name)
+        if model is None:
+            if name is None:
+                raise VersionUnavailable("no production version is loaded yet")
+            model = await self._load(name)
+            self._publish_info()
+            await self._evict()
+        model.last_used = time.monotonic()
+        self.loaded.move_to_end(model.version)
+        return model
+
+    # -- following the production alias ---------------------------------------------------------
+    async def refresh(self) -> bool:
+        """Swap to the version ``production`` points at, if it moved; True when a swap happened."""
+        name = await asyncio.to_thread(self.registry.alias, PRODUCTION)
+        if name is None or (self.production and self.production.version == name):
+            return False
+        failed_at = self._failed.get(name)
+        if failed_at is not None and time.monotonic() - failed_at < RETRY_FAILED_AFTER_S:
+            return False
+        try:
+            model = await self._load(name)
+        except (UnknownVersion, VersionUnavailable):
+            self._failed[name] = time.monotonic()
+            return False
+        previous, self.production = self.production, model
+        model.last_used = time.monotonic()
+        if previous is not None:
+            metrics.MODEL_SWAPS.inc()
+        log.info("production is now %s (was %s)", name, previous.version if previous else None)
+        self._publish_info()
+        await self._evict()
+        return True
+
+    async def follow(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:  # the registry may be briefly locked or unreachable
+                log.exception("could not follow the production alias")
+            await asyncio.sleep(self.settings.serving.alias_poll_s)
+
+    async def _evict(self) -> None:
+        limit = self.settings.serving.max_loaded_versions
+        for name in list(self.loaded):  # oldest use first
+            if len(self.loaded) <= limit:
+                break
+            model = self.loaded[name]
+            if model is self.production or not model.batcher.idle:
+                continue
+            del self.loaded[name]
+            await model.batcher.stop()
+            metrics.MODEL_INFO.labels(name, "pinned", model.encoder.provider).set(0)
+            log.info("unloaded version %s", name)
+        self._publish_info()
+
+    def _publish_info(self) -> None:
+        for name, model in self.loaded.items():
+            production = model is self.production
+            provider = model.encoder.provider
+            metrics.MODEL_INFO.labels(name, "production", provider).set(1 if production else 0)
+            metrics.MODEL_INFO.labels(name, "pinned", provider).set(0 if production else 1)
+
+    async def stop(self) -> None:
+        for model in self.loaded.values():
+            await model.batcher.stop()
