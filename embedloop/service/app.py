@@ -56,9 +56,11 @@ def parse_request(body: bytes, max_inputs: int) -> EmbeddingRequest:
     try:
         req = EmbeddingRequest.model_validate(payload)
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        param = ".".join(str(p) for p in first["loc"]) or None
-        raise ApiError(400, f"{param}: {first['msg']}", code="invalid_value", param=param) from None
+        errors = exc.errors(include_url=False, include_input=False)
+        worst = max(errors, key=lambda e: len(e["loc"]))  # of a union's alternatives, the deepest says most
+        param = str(worst["loc"][0]) if worst["loc"] else None
+        where = "".join(f"[{p}]" if isinstance(p, int) else "" for p in worst["loc"][1:])
+        raise ApiError(400, f"{param}{where}: {worst['msg']}", code="invalid_value", param=param) from None
     texts = req.texts()
     if not texts:
         raise ApiError(400, "input must contain at least one text", code="empty_input", param="input")

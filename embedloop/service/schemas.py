@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
 
 class EmbeddingRequest(BaseModel):
@@ -13,9 +13,9 @@ class EmbeddingRequest(BaseModel):
     input: StrictStr | list[StrictStr]
     model: StrictStr
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(None, ge=1)
+    dimensions: StrictInt | None = Field(None, ge=1)
     user: str | None = None
-    truncate: bool = Field(True, description="cut texts longer than the model's maximum instead of refusing")
+    truncate: StrictBool = Field(True, description="cut texts longer than the model's maximum instead of refusing")
 
     @field_validator("input", mode="before")
     @classmethod

@@ -1,0 +1,140 @@
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from embedloop.service.batcher import Batcher, BatchLimits, QueueFull
+
+
+class FakeModel:
+    """Embeds token-id arrays as [first id, length]; records every batch it sees."""
+
+    def __init__(self, delay: float = 0.0, gate: threading.Event | None = None):
+        self.batches: list[list[int]] = []
+        self.delay, self.gate = delay, gate
+
+    def __call__(self, batch):
+        if self.gate is not None:
+            self.gate.wait(5)
+        time.sleep(self.delay)
+        self.batches.append([int(ids.shape[0]) for ids in batch])
+        return np.array([[ids[0], ids.shape[0]] for ids in batch], dtype=np.float32)
+
+
+def ids(first: int, length: int = 4) -> np.ndarray:
+    return np.full(length, first, dtype=np.int64)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def later(seconds: float) -> float:
+    return time.monotonic() + seconds
+
+
+def test_requests_arriving_together_share_forward_passes():
+    model = FakeModel(delay=0.01)
+
+    async def main():
+        batcher = Batcher(model, ThreadPoolExecutor(1), BatchLimits(max_items=64, max_wait_s=0.005))
+        results = await asyncio.gather(*(batcher.submit([ids(i), ids(i + 100)], later(5)) for i in range(20)))
+        await batcher.stop()
+        return results
+
+    results = run(main())
+    for i, out in enumerate(results):  # every request gets its own rows back, in order
+        assert out[:, 0].tolist() == [i, i + 100]
+    assert sum(len(b) for b in model.batches) == 40
+    assert len(model.batches) < 10
+
+
+def test_item_and_token_limits_cut_batches():
+    model = FakeModel()
+
+    async def main():
+        batcher = Batcher(model, ThreadPoolExecutor(1), BatchLimits(max_items=4, max_tokens=40, max_wait_s=0.01))
+        await asyncio.gather(
+            batcher.submit([ids(1, 5)] * 6, later(5)),   # 6 short texts: item limit 4
+            batcher.submit([ids(2, 20)] * 3, later(5)),  # 20 tokens each: 2 per batch (40 tokens)
+        )
+        await batcher.stop()
+
+    run(main())
+    for batch in model.batches:
+        assert len(batch) <= 4 and len(batch) * max(batch) <= 40
+    assert sorted(x for b in model.batches for x in b) == [5] * 6 + [20] * 3
+
+
+def test_single_text_longer_than_token_limit_still_runs_alone():
+    model = FakeModel()
+
+    async def main():
+        batcher = Batcher(model, ThreadPoolExecutor(1), BatchLimits(max_tokens=16, max_wait_s=0))
+        out = await batcher.submit([ids(3, 50)], later(5))
+        await batcher.stop()
+        return out
+
+    assert run(main())[0].tolist() == [3, 50]
+    assert model.batches == [[50]]
+
+
+def test_full_queue_refuses_instead_of_waiting():
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+
+    async def main():
+        batcher = Batcher(model, ThreadPoolExecutor(1), BatchLimits(max_items=2, max_queue_texts=5, max_wait_s=0))
+        first = asyncio.ensure_future(batcher.submit([ids(1)] * 2, later(5)))  # taken by the model, blocked
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(batcher.submit([ids(2)] * 4, later(5)))  # waits in the queue
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFull):
+            await batcher.submit([ids(3)] * 2, later(5))
+        gate.set()
+        await asyncio.gather(first, queued)
+        await batcher.stop()
+
+    run(main())
+
+
+def test_expired_requests_time_out_and_are_not_computed():
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+
+    async def main():
+        batcher = Batcher(model, ThreadPoolExecutor(1), BatchLimits(max_items=1, max_wait_s=0))
+        blocker = asyncio.ensure_future(batcher.submit([ids(1)], later(5)))
+        await asyncio.sleep(0.05)
+        with pytest.raises(TimeoutError):
+            await batcher.submit([ids(2)] * 3, later(0.05))
+        gate.set()
+        await blocker
+        await asyncio.sleep(0.05)
+        await batcher.stop()
+
+    run(main())
+    assert model.batches == [[4]]  # only the blocker ran; the expired texts were skipped
+
+
+def test_a_failing_model_fails_only_its_batch():
+    calls = []
+
+    def flaky(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return np.ones((len(batch), 2), dtype=np.float32)
+
+    async def main():
+        batcher = Batcher(flaky, ThreadPoolExecutor(1), BatchLimits(max_wait_s=0))
+        with pytest.raises(RuntimeError, match="boom"):
+            await batcher.submit([ids(1)], later(5))
+        out = await batcher.submit([ids(2)], later(5))
+        await batcher.stop()
+        return out
+
+    assert run(main()).shape == (1, 2)
