@@ -1,0 +1,144 @@
+"""The real service: BentoML over HTTP, the real model, the OpenAI client, promtool, a hot swap."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+
+from embedloop.core.registry import PRODUCTION
+from embedloop.core.versions import ensure_production, load_encoder, open_registry, register_version
+from tests.conftest import make_settings
+from tests.servers import start_server
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def real_home(tmp_path_factory, real_base):
+    home = tmp_path_factory.mktemp("real-home")
+    settings = make_settings(home)
+    registry = open_registry(settings)
+    ensure_production(registry, register_version(settings, registry, real_base).name)
+    return home
+
+
+@pytest.fixture(scope="module")
+def server(real_home, tmp_path_factory):
+    srv = start_server(real_home, tmp_path_factory.mktemp("logs") / "server.log",
+                       env={"EMBEDLOOP_SERVING__ALIAS_POLL_S": "0.5"})
+    yield srv
+    srv.stop()
+
+
+def test_openai_client_float_and_base64(server, real_home):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    texts = ["What are the symptoms of glaucoma?", "How is asthma treated?"]
+    as_float = client.embeddings.create(model="embedloop", input=texts, encoding_format="float")
+    as_default = client.embeddings.create(model="embedloop", input=texts)  # the client asks for base64
+    assert as_float.model == "embedloop@v1" and as_float.usage.prompt_tokens > 10
+    a = np.array([d.embedding for d in as_float.data])
+    b = np.array([d.embedding for d in as_default.data])
+    assert a.shape == (2, 384) and np.allclose(a, b, atol=1e-6)
+    settings = make_settings(real_home)
+    local = load_encoder(settings, open_registry(settings).get("v1")).encode(texts)
+    assert np.allclose(a, local, atol=1e-4)  # the server serves exactly the registered int8 graph
+    short = client.embeddings.create(model="embedloop@v1", input="glaucoma", dimensions=64)
+    assert len(short.data[0].embedding) == 64
+
+
+def test_openai_client_sees_errors_as_exceptions(server):
+    import openai
+
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        client.embeddings.create(model="embedloop@v99", input="x")
+    with pytest.raises(openai.BadRequestError) as info:
+        client.embeddings.create(model="embedloop", input="x", dimensions=1000)
+    assert info.value.body["code"] == "invalid_value"
+
+
+def test_bad_requests_over_real_http(server):
+    with httpx.Client(base_url=server.url) as http:
+        malformed = http.post("/v1/embeddings", content=b"{", headers={"content-type": "application/json"})
+        assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "invalid_json"
+        huge = http.post("/v1/embeddings", content=b"x" * (5 * 1024 * 1024))
+        assert huge.status_code == 413
+        version = http.post("/v1/embeddings", json={"input": "x", "model": "embedloop"}).headers["x-embedloop-version"]
+        assert version == "v1"
+        models = http.get("/v1/models").json()["data"]
+        assert models[0]["id"] == "embedloop" and models[0]["dimensions"] == 384
+
+
+def test_metrics_pass_promtool(server, tmp_path):
+    httpx.post(f"{server.url}/v1/embeddings", json={"input": ["word " * 400], "model": "embedloop"})
+    text = httpx.get(f"{server.url}/metrics").text
+    for name in ("embedloop_requests_total", "embedloop_texts_total", "embedloop_tokens_total",
+                 "embedloop_truncated_texts_total", "embedloop_batch_size_texts_bucket",
+                 "embedloop_queue_depth_texts", "embedloop_querylog_writes_total", "embedloop_querylog_drops_total",
+                 'embedloop_model_info{provider="CPUExecutionProvider",role="production",version="v1"} 1.0',
+                 "bentoml_service_request_duration_seconds"):
+        assert name in text, name
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    problems = [line for line in (check.stdout + check.stderr).splitlines() if line.startswith("embedloop_")]
+    assert problems == [], problems
+
+
+def test_hot_swap_under_concurrent_traffic(server, real_home, real_base):
+    settings = make_settings(real_home)
+    registry = open_registry(settings)
+    v2 = register_version(settings, registry, real_base)
+    results: list[tuple[float, int, str]] = []
+    stop = threading.Event()
+
+    def stream(worker: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                r = http.post("/v1/embeddings", json={"input": [f"query {worker} {n}", "chest pain"],
+                                                      "model": "embedloop"})
+                results.append((time.monotonic(), r.status_code, r.headers.get("x-embedloop-version", "")))
+
+    with ThreadPoolExecutor(8) as pool:
+        for i in range(8):
+            pool.submit(stream, i)
+        time.sleep(2)
+        swapped_at = time.monotonic()
+        registry.move_alias(PRODUCTION, v2.name, reason="hot-swap test")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            recent = [v for t, _, v in results[-16:]]
+            if len(recent) == 16 and all(v == v2.name for v in recent):
+                break
+            time.sleep(0.2)
+        time.sleep(1)
+        stop.set()
+    statuses = {s for _, s, _ in results}
+    assert statuses == {200}, f"non-200 during swap: {statuses}"
+    versions_before = {v for t, _, v in results if t < swapped_at}
+    assert versions_before == {"v1"}
+    assert results[-1][2] == v2.name and len(results) > 50
+    pinned = httpx.post(f"{server.url}/v1/embeddings", json={"input": "x", "model": "embedloop@v1"})
+    assert pinned.status_code == 200 and pinned.json()["model"] == "embedloop@v1"
+
+
+def test_shutdown_drains_in_flight_requests(server):
+    """Last in this module: it stops the server."""
+    big = {"input": [f"long question number {i} " + "about symptoms and treatment " * 30 for i in range(256)],
+           "model": "embedloop"}
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(httpx.post, f"{server.url}/v1/embeddings", json=big, timeout=120)
+        time.sleep(0.5)
+        assert not future.done()
+        returncode = server.stop()
+        response = future.result()
+    assert response.status_code == 200 and len(response.json()["data"]) == 256
+    assert returncode is not None
