@@ -47,7 +47,8 @@ class Engine:
         except Exception:
             log.exception("initial model load failed; will keep trying")
         if not self.pool.ready:
-            log.error("no production version could be loaded; run `embedloop init` first")
+            log.error("no production version could be loaded from %s; run `embedloop init` first",
+                      self.settings.home)
         self._follow = asyncio.get_running_loop().create_task(self.pool.follow(), name="follow-production")
 
     async def stop(self) -> None:

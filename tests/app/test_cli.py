@@ -1,10 +1,19 @@
 import json
 
+import pytest
+
 from typer.testing import CliRunner
 
 from embedloop.app.cli import app
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def restore_environment(monkeypatch):
+    """The CLI exports EMBEDLOOP_HOME / BENTOML_HOME for its children; keep that out of other tests."""
+    for name in ("EMBEDLOOP_HOME", "BENTOML_HOME"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def run(*args, home):
