@@ -39,6 +39,7 @@ class OnnxEncoder:
         graph: str = "int8",
         *,
         intra_op_threads: int = 0,
+        allow_spinning: bool = False,
         use_gpu: bool = True,
         manifest: dict[str, Any] | None = None,
     ) -> None:
@@ -54,7 +55,7 @@ class OnnxEncoder:
         self.providers = choose_providers(use_gpu)
         self.session = ort.InferenceSession(
             str(self.dir / self.manifest["graphs"][graph]),
-            sess_options=session_options(intra_op_threads),
+            sess_options=session_options(intra_op_threads, allow_spinning),
             providers=self.providers,
         )
         self.provider = self.session.get_providers()[0]

@@ -58,6 +58,14 @@ class SampledText:
 
 
 @dataclass
+class LoggedSample:
+    ts: float
+    text: str | None
+    n_tokens: int
+    embedding: np.ndarray
+
+
+@dataclass
 class RequestRecord:
     version: str
     status: int
@@ -111,21 +119,27 @@ class QueryLogStore:
                     removed += conn.execute(delete(table).where(table.c.id < keep_from)).rowcount
         return removed
 
-    def samples(self, version: str | None = None, since: float | None = None, limit: int | None = None):
-        """(texts-or-None, embeddings float32 array) of logged samples, newest last."""
-        query = select(samples_table.c.text, samples_table.c.embedding).order_by(samples_table.c.id)
+    def sample_rows(self, version: str | None = None, since: float | None = None,
+                    newest: int | None = None) -> list["LoggedSample"]:
+        """Logged samples in arrival order; ``newest`` keeps only the last N (after ``since``)."""
+        query = select(samples_table.c.ts, samples_table.c.text, samples_table.c.n_tokens,
+                       samples_table.c.embedding).order_by(samples_table.c.id.desc())
         if version is not None:
             query = query.where(samples_table.c.version == version)
         if since is not None:
-            query = query.where(samples_table.c.ts >= since)
-        if limit is not None:
-            query = query.limit(limit)
+            query = query.where(samples_table.c.ts > since)
+        if newest is not None:
+            query = query.limit(newest)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        texts = [r.text for r in rows]
-        embeddings = np.stack([np.frombuffer(r.embedding, dtype=np.float16) for r in rows]).astype(np.float32) \
-            if rows else np.empty((0, 0), dtype=np.float32)
-        return texts, embeddings
+        return [LoggedSample(r.ts, r.text, r.n_tokens, np.frombuffer(r.embedding, dtype=np.float16).astype(np.float32))
+                for r in reversed(rows)]
+
+    def samples(self, version: str | None = None) -> tuple[list[str | None], np.ndarray]:
+        """(texts-or-None, float32 embeddings) of every logged sample of ``version``."""
+        rows = self.sample_rows(version)
+        embeddings = np.stack([r.embedding for r in rows]) if rows else np.empty((0, 0), dtype=np.float32)
+        return [r.text for r in rows], embeddings
 
     def count(self, table: Table = requests_table) -> int:
         with self.engine.connect() as conn:

@@ -33,8 +33,10 @@ def choose_providers(use_gpu: bool = True) -> list[str]:
     return providers
 
 
-def session_options(intra_op_threads: int = 0) -> ort.SessionOptions:
+def session_options(intra_op_threads: int = 0, allow_spinning: bool = False) -> ort.SessionOptions:
     opts = ort.SessionOptions()
+    # Spinning worker threads burn the CPU time the HTTP event loop needs between forward passes.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     if intra_op_threads:

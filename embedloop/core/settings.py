@@ -50,6 +50,7 @@ class ServingSettings(BaseModel):
     max_loaded_versions: int = Field(2, ge=1, description="versions kept in memory, production included")
     alias_poll_s: float = Field(2.0, gt=0, description="how often the production alias is re-read")
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads per session; 0 = all cores")
+    ort_allow_spinning: bool = Field(False, description="let idle ONNX Runtime threads spin (steals CPU from HTTP)")
     use_gpu: bool = Field(True, description="use CUDA when onnxruntime-gpu and a GPU are present")
     retry_after_s: int = Field(1, ge=1)
 
@@ -66,6 +67,40 @@ class QueryLogSettings(BaseModel):
     retention_max_rows: int = Field(1_000_000, ge=1)
 
 
+class DriftSettings(BaseModel):
+    interval_s: float = Field(300.0, gt=0, description="how often the drift check runs")
+    window_size: int = Field(200, ge=20, description="new logged queries per window")
+    reference_size: int = Field(1000, ge=20, description="reservoir-sampled reference embeddings")
+    alpha: float = Field(0.01, gt=0, lt=1, description="level after the multiple-testing correction")
+    correction: str = Field("fdr_bh", description="fdr_bh (Benjamini-Hochberg) or bonferroni")
+    min_ks: float = Field(0.1, ge=0, le=1, description="effect-size floor per dimension")
+    min_share: float = Field(0.05, gt=0, le=1, description="share of drifted dimensions that makes a window drifted")
+    pca_components: int = Field(0, ge=0, description="0 = test raw dimensions")
+    consecutive: int = Field(2, ge=1, description="drifted windows in a row before drift is declared")
+
+
+class ProbeSettings(BaseModel):
+    interval_s: float = Field(3600.0, gt=0, description="how often the probe check runs")
+    recall_floor: float = Field(0.8, ge=0, le=1, description="alarm when recall@10 falls below")
+    max_drop: float = Field(0.05, ge=0, le=1, description="alarm when recall@10 drops this far below its value at promotion")
+    feedback_fraction: float = Field(0.1, ge=0, le=1, description="share of feedback (by query hash) that becomes probes")
+
+
+class DaemonSettings(BaseModel):
+    lease_ttl_s: float = Field(30.0, gt=1, description="a daemon that stops renewing loses its lease after this")
+    trigger_cooldown_s: float = Field(3600.0, ge=0, description="quiet time after a trigger")
+    metrics_port: int = Field(3001, description="where the daemon serves /metrics; 0 = off")
+    retrain_entry: str = Field("embedloop.app.retrain_entry:record_only",
+                               description="module:function called with each trigger")
+
+
+class MonitoringSettings(BaseModel):
+    url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///$EMBEDLOOP_HOME/monitoring.db")
+    drift: DriftSettings = DriftSettings()
+    probes: ProbeSettings = ProbeSettings()
+    daemon: DaemonSettings = DaemonSettings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EMBEDLOOP_", env_nested_delimiter="__", extra="ignore")
 
@@ -74,6 +109,7 @@ class Settings(BaseSettings):
     export: ExportSettings = ExportSettings()
     serving: ServingSettings = ServingSettings()
     querylog: QueryLogSettings = QueryLogSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @model_validator(mode="after")
     def _absolute_home(self) -> "Settings":
@@ -104,6 +140,14 @@ class Settings(BaseSettings):
     @property
     def registry_url(self) -> str:
         return self.registry.url or f"sqlite:///{self.home / 'registry.db'}"
+
+    @property
+    def monitoring_url(self) -> str:
+        return self.monitoring.url or f"sqlite:///{self.home / 'monitoring.db'}"
+
+    @property
+    def scheduler_url(self) -> str:
+        return f"sqlite:///{self.home / 'scheduler.db'}" if self.monitoring.url is None else self.monitoring.url
 
     @property
     def querylog_url(self) -> str:

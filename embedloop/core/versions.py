@@ -89,6 +89,7 @@ def load_encoder(settings: Settings, version: ModelVersion, graph: str = "int8")
         folder,
         graph,
         intra_op_threads=settings.serving.intra_op_threads,
+        allow_spinning=settings.serving.ort_allow_spinning,
         use_gpu=settings.serving.use_gpu,
         manifest=version.manifest,
     )

@@ -1,0 +1,103 @@
+"""Drift detection on MedQuAD query streams built from the `source` field.
+
+    .venv/bin/python benchmarks/drift.py [--windows 60]
+
+Reference: queries from the reference sources, embedded by the served int8 graph. Streams:
+(a) stationary — windows from the same sources (disjoint from the reference sample);
+(b) shift — windows from the other sources; (c) subtle — 20 % of a window from the other sources.
+For window sizes 100/200/500 it reports the false-alarm rate (a), detection rates (b, c) and the
+time per check, for FDR vs Bonferroni, with and without PCA, with and without the effect-size floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import DATASETS, base_home, save
+
+from embedloop.core.datasets import read_jsonl
+from embedloop.core.versions import load_encoder
+from embedloop.monitoring.drift import Correction, DriftConfig, detect
+
+REFERENCE_SOURCES = ("GARD", "GHR", "NINDS", "NIDDK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--windows", type=int, default=60, help="windows per stream and size (>= 50)")
+    parser.add_argument("--reference-size", type=int, default=1000)
+    parser.add_argument("--home", type=Path, default=None)
+    args = parser.parse_args()
+
+    settings, registry = base_home(args.home or Path(tempfile.mkdtemp(prefix="embedloop-drift-")))
+    encoder = load_encoder(settings, registry.get(registry.alias("production")))
+    queries = read_jsonl(DATASETS / "medquad" / "queries.jsonl")
+    texts = [q["text"] for q in queries]
+    started = time.perf_counter()
+    vectors = encoder.encode(texts)
+    lengths = np.array([t.n_tokens for t in encoder.tokenize(texts)])
+    print(f"embedded {len(texts)} queries in {time.perf_counter() - started:.1f} s")
+
+    in_ref = np.array([q["source"] in REFERENCE_SOURCES for q in queries])
+    rng = np.random.default_rng(0)
+    same = rng.permutation(np.flatnonzero(in_ref))
+    other = np.flatnonzero(~in_ref)
+    reference_idx, same_pool = same[: args.reference_size], same[args.reference_size :]
+    reference, reference_lengths = vectors[reference_idx], lengths[reference_idx]
+    print(f"reference: {len(reference_idx)} queries from {', '.join(REFERENCE_SOURCES)}; "
+          f"stationary pool {len(same_pool)}, other-source pool {len(other)}")
+
+    def window(kind: str, size: int) -> np.ndarray:
+        if kind == "stationary":
+            return rng.choice(same_pool, size, replace=False)
+        if kind == "shift":
+            return rng.choice(other, size, replace=False)
+        n_other = int(round(0.2 * size))
+        return np.concatenate([rng.choice(same_pool, size - n_other, replace=False),
+                               rng.choice(other, n_other, replace=False)])
+
+    configs = {
+        f"{corr.value}{'+pca32' if pca else ''}{'+floor' if floor else ''}":
+            DriftConfig(correction=corr, pca_components=32 if pca else None, min_ks=0.1 if floor else 0.0)
+        for corr, pca, floor in itertools.product(Correction, (False, True), (False, True))
+    }
+    table: dict[str, dict] = {}
+    for size in (100, 200, 500):
+        windows = {kind: [window(kind, size) for _ in range(args.windows)]
+                   for kind in ("stationary", "shift", "subtle")}
+        for name, config in configs.items():
+            rates, seconds = {}, []
+            for kind, idx_list in windows.items():
+                verdicts = []
+                for idx in idx_list:
+                    t0 = time.perf_counter()
+                    result = detect(reference, vectors[idx], config, reference_lengths, lengths[idx])
+                    seconds.append(time.perf_counter() - t0)
+                    verdicts.append(result.drifted)
+                rates[kind] = float(np.mean(verdicts))
+            row = {"false_alarm_rate": rates["stationary"], "detection_shift": rates["shift"],
+                   "detection_subtle": rates["subtle"], "ms_per_check": 1000 * statistics.median(seconds)}
+            table.setdefault(name, {})[str(size)] = row
+            print(f"{name:24s} n={size:3d}  false alarms {row['false_alarm_rate']:5.1%}  "
+                  f"shift {row['detection_shift']:5.1%}  subtle {row['detection_subtle']:5.1%}  "
+                  f"{row['ms_per_check']:.1f} ms")
+    default = DriftConfig()
+    default_name = f"{default.correction.value}{'+pca32' if default.pca_components else ''}" \
+                   f"{'+floor' if default.min_ks else ''}"
+    d200 = table[default_name]["200"]
+    targets = {"false_alarm_rate_200<=0.05": d200["false_alarm_rate"] <= 0.05,
+               "detection_shift_200>=0.95": d200["detection_shift"] >= 0.95}
+    print(f"default ({default_name}) at 200: {d200} -> {targets}")
+    save("drift", {"reference_sources": REFERENCE_SOURCES, "reference_size": len(reference_idx),
+                   "windows_per_stream": args.windows, "alpha": default.alpha, "min_share": default.min_share,
+                   "default": default_name, "results": table, "targets_met": targets})
+
+
+if __name__ == "__main__":
+    main()

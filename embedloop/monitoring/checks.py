@@ -1,0 +1,147 @@
+"""The two checks as the daemon and the CLI run them: read state, compute, store, export metrics.
+
+Each returns a small report; a report with ``trigger`` set asks for retraining. Monitoring only
+raises the trigger; what is done with it is the daemon's business.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from embedloop.core.probes import ProbeStore
+from embedloop.core.querylog import QueryLogStore
+from embedloop.core.registry import PRODUCTION
+from embedloop.core.settings import Settings
+from embedloop.core.versions import load_encoder, open_registry
+from embedloop.monitoring import metrics
+from embedloop.monitoring.drift import Correction, DriftConfig, detect
+from embedloop.monitoring.history import MonitoringStore, Reference
+from embedloop.monitoring.probe_check import ProbeCheck, probe_alarm
+
+
+@dataclass
+class CheckReport:
+    check: str
+    version: str | None
+    status: str  # ok | drifted | declared | alarm | waiting | skipped
+    figures: dict[str, Any] = field(default_factory=dict)
+    trigger: str | None = None  # reason, when retraining is asked for
+    message: str = ""
+
+
+def drift_config(settings: Settings) -> DriftConfig:
+    d = settings.monitoring.drift
+    return DriftConfig(alpha=d.alpha, correction=Correction(d.correction), min_ks=d.min_ks,
+                       min_share=d.min_share, pca_components=d.pca_components or None)
+
+
+def reservoir(n_items: int, k: int, seed: int = 0) -> np.ndarray:
+    """Indices of a uniform reservoir sample (algorithm R) of ``k`` out of a stream of ``n_items``."""
+    rng = np.random.default_rng(seed)
+    chosen = np.arange(min(k, n_items))
+    for i in range(k, n_items):
+        j = rng.integers(0, i + 1)
+        if j < k:
+            chosen[j] = i
+    return np.sort(chosen)
+
+
+def build_reference(settings: Settings, version: str, store: MonitoringStore) -> Reference:
+    """From the version's logged traffic when there is enough, else from the probe queries."""
+    d = settings.monitoring.drift
+    querylog = QueryLogStore(settings.querylog_url)
+    rows = querylog.sample_rows(version=version)
+    if len(rows) >= d.window_size:
+        idx = reservoir(len(rows), d.reference_size)
+        emb = np.stack([rows[i].embedding for i in idx])
+        return store.save_reference(version, emb, np.array([rows[i].n_tokens for i in idx]), "traffic")
+    probes = ProbeStore(settings.monitoring_url).load()
+    if not probes.query_texts:
+        raise LookupError("no traffic and no probe queries to build a drift reference from")
+    registry = open_registry(settings)
+    encoder = load_encoder(settings, registry.get(version))
+    texts = [probes.query_texts[i] for i in reservoir(len(probes.query_texts), d.reference_size)]
+    lengths = np.array([t.n_tokens for t in encoder.tokenize(texts)])
+    return store.save_reference(version, encoder.encode(texts), lengths, "probes")
+
+
+def run_drift_check(settings: Settings) -> CheckReport:
+    d = settings.monitoring.drift
+    registry = open_registry(settings)
+    version = registry.alias(PRODUCTION)
+    if version is None:
+        return CheckReport("drift", None, "skipped", message="nothing in production")
+    store = MonitoringStore(settings.monitoring_url)
+    reference = store.reference(version)
+    if reference is None:  # a new production version: embeddings of other versions do not compare
+        try:
+            reference = build_reference(settings, version, store)
+        except LookupError as exc:
+            return CheckReport("drift", version, "waiting", message=str(exc))
+    last = store.drift_runs(version, limit=1)
+    since = max(reference.built_at, last[0].window_end if last else 0.0)
+    rows = QueryLogStore(settings.querylog_url).sample_rows(version=version, since=since, newest=d.window_size)
+    if len(rows) < d.window_size:
+        return CheckReport("drift", version, "waiting",
+                           message=f"{len(rows)} of {d.window_size} new queries logged since the last window")
+    window = np.stack([r.embedding for r in rows])
+    result = detect(reference.embeddings, window, drift_config(settings),
+                    reference.lengths, np.array([r.n_tokens for r in rows]))
+    recent = store.drift_runs(version, limit=d.consecutive - 1)
+    streak = 1 + sum(1 for _ in iter_streak(recent)) if result.drifted else 0
+    declared = result.drifted and streak >= d.consecutive
+    figures = {**result.as_dict(), "streak": streak, "reference_origin": reference.origin}
+    store.add_drift_run(version, max(r.ts for r in rows), result.drifted, declared, figures)
+    metrics.DRIFT_SHARE.set(result.share_drifted)
+    metrics.DRIFT_MIN_P.set(result.min_p_adjusted)
+    metrics.DRIFT_MAX_KS.set(result.max_ks)
+    metrics.DRIFT_WINDOW.set(result.window_size)
+    metrics.DRIFT_REFERENCE.set(result.reference_size)
+    metrics.DRIFT_DECLARED.set(1 if declared else 0)
+    status = "declared" if declared else "drifted" if result.drifted else "ok"
+    return CheckReport("drift", version, status, figures, trigger="drift" if declared else None)
+
+
+def iter_streak(runs):
+    for run in runs:
+        if not run.window_drifted:
+            return
+        yield run
+
+
+def run_probe_check(settings: Settings, version: str | None = None, progress=None) -> CheckReport:
+    p = settings.monitoring.probes
+    registry = open_registry(settings)
+    production = registry.alias(PRODUCTION)
+    version = version or production
+    if version is None:
+        return CheckReport("probe", None, "skipped", message="nothing in production")
+    probes = ProbeStore(settings.monitoring_url).load()
+    if not probes.query_ids:
+        return CheckReport("probe", version, "skipped", message="the probe set is empty")
+    encoder = load_encoder(settings, registry.get(version))
+    result = ProbeCheck(settings.home / "cache" / "probe-corpus")(encoder, version, probes, progress)
+    store = MonitoringStore(settings.monitoring_url)
+    previous = store.probe_runs(version)
+    baseline = previous[-1].metrics["recall@10"] if previous else None  # the first run: at promotion
+    recall10 = result["metrics"]["recall@10"]
+    alarm = probe_alarm(recall10, baseline, p.recall_floor, p.max_drop) if version == production else None
+    store.add_probe_run(version, result["metrics"], result["groups"], alarm)
+    for k in (1, 5, 10):
+        metrics.PROBE_RECALL.labels(version, str(k)).set(result["metrics"][f"recall@{k}"])
+    metrics.PROBE_MRR.labels(version).set(result["metrics"]["mrr@10"])
+    metrics.PROBE_NDCG.labels(version).set(result["metrics"]["ndcg@10"])
+    for group, m in result["groups"].items():
+        metrics.PROBE_GROUP_RECALL.labels(version, group).set(m["recall@10"])
+    metrics.PROBE_ALARM.labels(version).set(1 if alarm else 0)
+    figures = {**result["metrics"], "baseline_recall@10": baseline, "groups": result["groups"]}
+    return CheckReport("probe", version, "alarm" if alarm else "ok", figures,
+                       trigger="probe_recall" if alarm else None, message=alarm or "")
+
+
+def record_run(report: CheckReport) -> None:
+    metrics.CHECK_LAST_RUN.labels(report.check).set(time.time())
