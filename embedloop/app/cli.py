@@ -100,6 +100,37 @@ def serve(
     os.execv(sys.executable, args)  # the server takes this process over: signals reach it directly
 
 
+@app.command()
+def up(
+    port: Optional[int] = typer.Option(None, help="service port (default 3000)"),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Run the service and the daemon together until stopped (Ctrl-C / SIGTERM stops both)."""
+    import signal
+    import subprocess
+
+    settings = settings_for(home)
+    from embedloop.core.registry import PRODUCTION
+    from embedloop.core.versions import open_registry
+
+    if open_registry(settings).alias(PRODUCTION) is None:
+        fail(f"nothing to serve in {settings.home}: run `embedloop init` first")
+    cli = [sys.executable, "-m", "embedloop.app.cli"]
+    service_args = ["serve"] + (["--port", str(port)] if port else [])
+    children = [subprocess.Popen([*cli, "daemon", "--wait"]), subprocess.Popen([*cli, *service_args])]
+    stop = lambda *_: [c.send_signal(signal.SIGTERM) for c in children if c.poll() is None]  # noqa: E731
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while all(c.poll() is None for c in children):
+        try:
+            children[1].wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+    stop()  # one ended: stop the other too
+    codes = [c.wait() for c in children]
+    raise typer.Exit(max(codes, key=abs))
+
+
 def registry_for(home: Optional[Path]):
     from embedloop.core.versions import open_registry
 
