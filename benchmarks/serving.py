@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO))
 from tests.servers import start_server  # noqa: E402  (one way to start and stop a server)
 
 from embedloop.core.datasets import read_jsonl  # noqa: E402
-from embedloop.core.versions import load_encoder, register_version  # noqa: E402
+from embedloop.core.encoder import OnnxEncoder  # noqa: E402
+from embedloop.core.versions import register_version  # noqa: E402
 
 LUA = """
 local bodies = {
@@ -106,7 +107,8 @@ def main() -> None:
 
     # (a) and (b), interleaved so both see the same machine noise.
     torch_model = SentenceTransformer(str(settings.models_dir / v1.artifact_dir / "checkpoint"), device="cpu")
-    int8 = load_encoder(settings, v1)
+    # The in-process baseline at its best: every core, ONNX Runtime's default thread spinning.
+    int8 = OnnxEncoder(settings.models_dir / v1.artifact_dir, "int8", allow_spinning=True, use_gpu=False)
     int8.encode(sample[:64]), torch_model.encode(sample[:64])
     torch_rates, int8_rates = [], []
     for _ in range(args.repeats):

@@ -96,12 +96,16 @@ class OnnxEncoder:
             pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         return pooled
 
-    # -- convenience for offline work (benchmarks, parity, probes) ---------------------------
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        tokens = self.tokenize(texts)
-        order = np.argsort([t.n_tokens for t in tokens], kind="stable")  # less padding
-        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            out[idx] = self.embed_tokens([tokens[i].ids for i in idx])
+    def embed_sorted(self, batch: list[np.ndarray], sub_batch: int = 32) -> np.ndarray:
+        """Like :meth:`embed_tokens`, but sorted by length and run in sub-batches of similar length,
+        so short texts are not padded to the longest one."""
+        order = np.argsort([ids.shape[0] for ids in batch], kind="stable")
+        out = np.empty((len(batch), self.dimensions), dtype=np.float32)
+        for start in range(0, len(order), sub_batch):
+            idx = order[start : start + sub_batch]
+            out[idx] = self.embed_tokens([batch[i] for i in idx])
         return out
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Embeddings of ``texts`` (offline work: benchmarks, parity, probes)."""
+        return self.embed_sorted([t.ids for t in self.tokenize(texts)], batch_size)

@@ -189,28 +189,31 @@ class QueryLogWriter:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def _drain(self, first: RequestRecord | None) -> list[RequestRecord]:
-        batch = [first] if first is not None else []
-        while len(batch) < self.settings.batch_size:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
-
     def _run(self) -> None:
+        """Collect records for up to ``flush_interval_s`` (or ``batch_size`` of them), then write
+        them in one transaction: few commits, little time holding the GIL."""
+        batch: list[RequestRecord] = []
+        flush_at = None
         while True:
+            now = time.monotonic()
+            timeout = self.settings.flush_interval_s if flush_at is None else max(0.0, flush_at - now)
             try:
-                first = self._queue.get(timeout=self.settings.flush_interval_s)
+                batch.append(self._queue.get(timeout=timeout))
+                if flush_at is None:
+                    flush_at = time.monotonic() + self.settings.flush_interval_s
             except queue.Empty:
-                first = None
-            batch = self._drain(first)
-            if batch:
+                pass
+            if self._stop.is_set():
+                while not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                for start in range(0, len(batch), self.settings.batch_size):
+                    self._write(batch[start : start + self.settings.batch_size])
+                return
+            if batch and (len(batch) >= self.settings.batch_size or time.monotonic() >= flush_at):
                 self._write(batch)
+                batch, flush_at = [], None
             if time.monotonic() - self._last_retention > self.RETENTION_EVERY_S:
                 self._retain()
-            if self._stop.is_set() and self._queue.empty():
-                return
 
     def _write(self, batch: list[RequestRecord]) -> None:
         try:

@@ -40,7 +40,8 @@ class ServingSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 3000
     model_alias: str = Field("embedloop", description="public model name meaning the production version")
-    max_batch_items: int = Field(64, ge=1, description="texts per forward pass")
+    max_batch_items: int = Field(128, ge=1, description="texts taken from the queue at once")
+    sub_batch_items: int = Field(32, ge=1, description="texts per forward pass, after sorting a batch by length")
     max_batch_tokens: int = Field(16384, ge=16, description="padded tokens per forward pass")
     max_wait_ms: float = Field(2.0, ge=0, description="how long a lone request may wait for company")
     max_queue_texts: int = Field(2048, ge=1, description="queued texts before answering 429")

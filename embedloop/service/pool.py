@@ -8,6 +8,7 @@ in memory; the least recently used idle one goes first, production never.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -77,7 +78,8 @@ class ModelPool:
             raise VersionUnavailable(f"version {name} cannot be loaded: {exc}") from exc
         metrics.MODEL_LOADS.labels("ok").inc()
         log.info("loaded version %s on %s", name, encoder.provider)
-        return LoadedModel(name, encoder, Batcher(encoder.embed_tokens, self.executor, self.limits))
+        embed = functools.partial(encoder.embed_sorted, sub_batch=self.settings.serving.sub_batch_items)
+        return LoadedModel(name, encoder, Batcher(embed, self.executor, self.limits))
 
     async def _load(self, name: str) -> LoadedModel:
         lock = self._locks.setdefault(name, asyncio.Lock())
