@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -50,6 +51,10 @@ class Engine:
             log.error("no production version could be loaded from %s; run `embedloop init` first",
                       self.settings.home)
         self._follow = asyncio.get_running_loop().create_task(self.pool.follow(), name="follow-production")
+        # Everything alive now lives as long as the process: keep it out of the collector's full
+        # passes, which otherwise grow with it and stall the event loop.
+        gc.collect()
+        gc.freeze()
 
     async def stop(self) -> None:
         self.draining = True
