@@ -73,6 +73,20 @@ def run_wrk(url: str, script: Path, duration: float, concurrency: int) -> dict:
     return result
 
 
+def wait_idle(url: str, timeout: float = 60.0) -> None:
+    """Let the server finish what the previous run left before the next run starts."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{url}/metrics").text
+        depth = re.search(r"^embedloop_queue_depth_texts (\S+)", text, re.M)
+        if depth is None or float(depth.group(1)) == 0:
+            break
+        time.sleep(0.5)
+    time.sleep(1.0)
+
+
 def in_process_rate(encode, texts: list[str]) -> float:
     started = time.perf_counter()
     encode(texts)
@@ -131,6 +145,7 @@ def main() -> None:
             runs: dict[str, list[dict]] = {name: [] for name in scripts}
             for _ in range(args.repeats):
                 for name, script in scripts.items():
+                    wait_idle(server.url)
                     runs[name].append(run_wrk(server.url, script, args.duration, args.concurrency))
             rss = None
             if querylog:

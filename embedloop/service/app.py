@@ -121,7 +121,7 @@ async def embeddings(request: Request) -> Response:
             raise ApiError(400, f"input[{first}] is longer than {encoder.max_seq_length} tokens and truncate "
                            "is false", code="input_too_long", param="input")
         try:
-            vectors = await model.batcher.submit([t.ids for t in tokens], deadline)
+            vectors = await until_disconnect(request, model.batcher.submit([t.ids for t in tokens], deadline))
         except QueueFull:
             metrics.REJECTED.labels("queue_full").inc()
             raise ApiError(429, "too many texts are waiting; retry shortly", code="overloaded",
@@ -169,6 +169,21 @@ async def embeddings(request: Request) -> Response:
                 record.latency_ms = elapsed * 1000
                 engine.querylog.submit(record)
                 metrics.QUERYLOG_DEPTH.set(engine.querylog.depth())
+
+
+async def until_disconnect(request: Request, work):
+    """Await ``work``, cancelling it if the client goes away first: an abandoned request's queued
+    texts are then skipped instead of delaying everyone behind them."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(request.receive())  # after the body, the next message is a disconnect
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if task not in done:
+        task.cancel()
+        raise ClientDisconnect()
+    return task.result()
 
 
 async def resolve(engine: Engine, version: str | None) -> LoadedModel:

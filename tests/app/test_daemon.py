@@ -80,3 +80,37 @@ def test_daemon_runs_checks_holds_the_lease_and_stops_cleanly(tiny_home):
     assert first.returncode == 0, out[-2000:]
     with sqlite3.connect(tiny_home / "scheduler.db") as db:
         assert sorted(r[0] for r in db.execute("SELECT id FROM apscheduler_jobs")) == ["drift", "probe"]
+
+
+@pytest.mark.integration
+def test_up_runs_service_and_daemon_and_stops_both(tiny_home):
+    port, metrics_port = free_port(), free_port()
+    env = {**os.environ, "EMBEDLOOP_HOME": str(tiny_home),
+           "EMBEDLOOP_MONITORING__DAEMON__METRICS_PORT": str(metrics_port)}
+    up = subprocess.Popen([str(Path(sys.executable).parent / "embedloop"), "up", "--port", str(port)], cwd=REPO,
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          start_new_session=True)
+    try:
+        deadline, ready = time.monotonic() + 120, {"service": False, "daemon": False}
+        while time.monotonic() < deadline and not all(ready.values()):
+            time.sleep(0.5)
+            for name, url in (("service", f"http://127.0.0.1:{port}/readyz"),
+                              ("daemon", f"http://127.0.0.1:{metrics_port}/metrics")):
+                try:
+                    ready[name] = ready[name] or httpx.get(url, timeout=2).status_code == 200
+                except httpx.HTTPError:
+                    pass
+        assert all(ready.values()), ready
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/embeddings", json={"input": "x", "model": "embedloop"})
+        assert response.status_code == 200
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            out, _ = up.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+            out, _ = up.communicate()
+    assert up.returncode == 0, out[-3000:]
+    for port_ in (port, metrics_port):
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port_}/metrics", timeout=2)

@@ -130,6 +130,17 @@ def test_hot_swap_under_concurrent_traffic(server, real_home, real_base):
     assert pinned.status_code == 200 and pinned.json()["model"] == "embedloop@v1"
 
 
+def test_abandoned_requests_are_not_computed(server):
+    long_texts = [f"question {i} " + "about the symptoms, causes and treatment of a rare disease " * 25 for i in range(512)]
+    started = time.monotonic()
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(f"{server.url}/v1/embeddings", json={"input": long_texts, "model": "embedloop"}, timeout=0.5)
+    response = httpx.post(f"{server.url}/v1/embeddings", json={"input": "quick", "model": "embedloop"}, timeout=30)
+    waited = time.monotonic() - started
+    # Computing all 512 texts takes several seconds here; only the batch already running is finished.
+    assert response.status_code == 200 and waited < 3.0, waited
+
+
 def test_shutdown_drains_in_flight_requests(server):
     """Last in this module: it stops the server."""
     big = {"input": [f"long question number {i} " + "about symptoms and treatment " * 30 for i in range(256)],
