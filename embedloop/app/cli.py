@@ -118,7 +118,14 @@ def up(
     cli = [sys.executable, "-m", "embedloop.app.cli"]
     service_args = ["serve"] + (["--port", str(port)] if port else [])
     children = [subprocess.Popen([*cli, "daemon", "--wait"]), subprocess.Popen([*cli, *service_args])]
-    stop = lambda *_: [c.send_signal(signal.SIGTERM) for c in children if c.poll() is None]  # noqa: E731
+    asked = []
+
+    def stop(*_) -> None:
+        asked.append(True)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     while all(c.poll() is None for c in children):
@@ -126,9 +133,11 @@ def up(
             children[1].wait(timeout=1)
         except subprocess.TimeoutExpired:
             pass
-    stop()  # one ended: stop the other too
+    crashed = [c.returncode for c in children if c.returncode is not None and not asked]
+    stop()  # one ended on its own: stop the other too
     codes = [c.wait() for c in children]
-    raise typer.Exit(max(codes, key=abs))
+    clean = {0, -signal.SIGTERM, 128 + signal.SIGTERM}
+    raise typer.Exit(0 if not crashed and all(code in clean for code in codes) else (crashed or codes)[0] or 1)
 
 
 def registry_for(home: Optional[Path]):

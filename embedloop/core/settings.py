@@ -75,12 +75,16 @@ class DriftSettings(BaseModel):
     alpha: float = Field(0.01, gt=0, lt=1, description="level after the multiple-testing correction")
     correction: str = Field("fdr_bh", description="fdr_bh (Benjamini-Hochberg) or bonferroni")
     min_ks: float = Field(0.1, ge=0, le=1, description="effect-size floor per dimension")
-    min_share: float = Field(0.05, gt=0, le=1, description="share of drifted dimensions that makes a window drifted")
+    min_share: float = Field(0.0, ge=0, le=1,
+                             description="share of drifted dimensions that makes a window drifted; 0 = any one")
     pca_components: int = Field(0, ge=0, description="0 = test raw dimensions")
     consecutive: int = Field(2, ge=1, description="drifted windows in a row before drift is declared")
 
 
 class ProbeSettings(BaseModel):
+    dataset: Path | None = Field(None, description="BEIR folder imported as the probe set when the set is empty")
+    split: str = Field("test", description="qrels split of that dataset")
+    group_field: str = Field("source", description="query field naming a probe group")
     interval_s: float = Field(3600.0, gt=0, description="how often the probe check runs")
     recall_floor: float = Field(0.8, ge=0, le=1, description="alarm when recall@10 falls below")
     max_drop: float = Field(0.05, ge=0, le=1, description="alarm when recall@10 drops this far below its value at promotion")

@@ -120,7 +120,11 @@ def run_probe_check(settings: Settings, version: str | None = None, progress=Non
     version = version or production
     if version is None:
         return CheckReport("probe", None, "skipped", message="nothing in production")
-    probes = ProbeStore(settings.monitoring_url).load()
+    store = ProbeStore(settings.monitoring_url)
+    probes = store.load()
+    if not probes.query_ids and p.dataset is not None:  # the configured probe set, on first use
+        store.import_beir(p.dataset, p.split, p.group_field)
+        probes = store.load()
     if not probes.query_ids:
         return CheckReport("probe", version, "skipped", message="the probe set is empty")
     encoder = load_encoder(settings, registry.get(version))

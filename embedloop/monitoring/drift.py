@@ -22,7 +22,7 @@ class DriftConfig:
     alpha: float = 0.01            # family-wise / false-discovery level after correction
     correction: Correction = Correction.FDR_BH
     min_ks: float = 0.1            # effect-size floor: a dimension also needs this KS statistic
-    min_share: float = 0.05        # a window is drifted when at least this share of dimensions is
+    min_share: float = 0.0         # a window is drifted when this share of dimensions is (0: any one)
     pca_components: int | None = None  # project on the reference's top components first
 
 
@@ -99,7 +99,7 @@ def detect(
         max_ks=float(statistic.max()),
         window_size=int(len(window)),
         reference_size=int(len(reference)),
-        drifted=share >= config.min_share,
+        drifted=int(drifted_dims.sum()) >= max(1, int(np.ceil(config.min_share * drifted_dims.size))),
         length_ks=float(length.statistic) if length is not None else None,
         length_p=float(length.pvalue) if length is not None else None,
         centroid_ks=float(cent.statistic),

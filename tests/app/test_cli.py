@@ -54,3 +54,21 @@ def test_errors_exit_nonzero_with_a_message(tmp_path, tiny_base):
 def test_serve_refuses_an_empty_state_folder(tmp_path):
     result = run("serve", home=tmp_path / "empty")
     assert result.exit_code == 1 and "embedloop init" in result.output
+
+
+def test_probe_import_run_drift_check_and_status(tiny_home):
+    from tests.conftest import DATASETS
+
+    medquad = DATASETS / "medquad"
+    if not medquad.is_dir():
+        pytest.skip("shared datasets not present")
+    imported = run("probe", "import", str(medquad), "--limit", "40", home=tiny_home)
+    assert imported.exit_code == 0 and "imported 40 probe queries" in imported.output
+    probe = run("probe", "run", home=tiny_home)
+    assert probe.exit_code == 0 and "recall@10" in probe.output and "per group" in probe.output
+    drift = run("drift", "check", home=tiny_home)
+    assert drift.exit_code == 0 and "waiting" in drift.output  # no traffic logged yet
+    status = run("status", home=tiny_home)
+    assert status.exit_code == 0 and "production: v1" in status.output and "probe checks" in status.output
+    bad = run("probe", "import", str(medquad / "qrels"), home=tiny_home)
+    assert bad.exit_code == 1 and "BEIR layout expected" in bad.output
