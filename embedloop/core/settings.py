@@ -40,7 +40,7 @@ class ServingSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 3000
     model_alias: str = Field("embedloop", description="public model name meaning the production version")
-    max_batch_items: int = Field(128, ge=1, description="texts taken from the queue at once")
+    max_batch_items: int = Field(256, ge=1, description="texts taken from the queue at once")
     sub_batch_items: int = Field(32, ge=1, description="texts per forward pass, after sorting a batch by length")
     max_batch_tokens: int = Field(16384, ge=16, description="padded tokens per forward pass")
     max_wait_ms: float = Field(2.0, ge=0, description="how long a lone request may wait for company")
