@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 import shutil
@@ -27,11 +26,10 @@ from pathlib import Path
 from common import DATASETS, REPO, base_home, save
 
 sys.path.insert(0, str(REPO))
-from tests.servers import start_server  # noqa: E402  (one way to start and stop a server)
-
 from embedloop.core.datasets import read_jsonl  # noqa: E402
 from embedloop.core.encoder import OnnxEncoder  # noqa: E402
 from embedloop.core.versions import register_version  # noqa: E402
+from tests.servers import start_server  # noqa: E402  (one way to start and stop a server)
 
 LUA = """
 local bodies = {

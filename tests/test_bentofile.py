@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 def test_bento_builds_and_serves(tmp_path, tiny_home):
     bentoml = str(Path(sys.executable).parent / "bentoml")
     env = {"BENTOML_HOME": str(tmp_path / "bentoml"), "HF_HUB_OFFLINE": "1", "BENTOML_DO_NOT_TRACK": "true"}
-    build = subprocess.run([bentoml, "build", str(REPO)], cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True,
-                           timeout=300)
+    build = subprocess.run([bentoml, "build", str(REPO)], cwd=REPO, env={**os.environ, **env}, capture_output=True,
+                           text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
     tag = re.search(r'Bento\(tag="([^"]+)"\)', build.stdout).group(1)
     src = tmp_path / "bentoml" / "bentos" / tag.replace(":", "/") / "src"

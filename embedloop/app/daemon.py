@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+from datetime import datetime, timezone
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -107,7 +108,7 @@ class Daemon:
         for job_id, reference, interval in (("drift", JOBS["drift"], m.drift.interval_s),
                                             ("probe", JOBS["probe"], m.probes.interval_s)):
             self.scheduler.add_job(reference, "interval", seconds=interval, id=job_id, replace_existing=True,
-                                   next_run_time=_now())
+                                   next_run_time=datetime.now(timezone.utc))
 
     def run(self, wait: bool = False) -> int:
         if not self.wait_for_lease(wait):
@@ -133,9 +134,3 @@ class Daemon:
 
     def stop(self) -> None:
         self.stopped.set()
-
-
-def _now():
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)

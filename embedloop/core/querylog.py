@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, delete, func, select
-from sqlalchemy import insert
+from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, delete, func, insert, select
 
 from embedloop.core.db import make_engine
 from embedloop.core.settings import Privacy, QueryLogSettings

@@ -91,8 +91,13 @@ def run_drift_check(settings: Settings) -> CheckReport:
     window = np.stack([r.embedding for r in rows])
     result = detect(reference.embeddings, window, drift_config(settings),
                     reference.lengths, np.array([r.n_tokens for r in rows]))
-    recent = store.drift_runs(version, limit=d.consecutive - 1)
-    streak = 1 + sum(1 for _ in iter_streak(recent)) if result.drifted else 0
+    streak = 0
+    if result.drifted:  # this window, plus the drifted windows right before it
+        streak = 1
+        for run in store.drift_runs(version, limit=d.consecutive - 1):
+            if not run.window_drifted:
+                break
+            streak += 1
     declared = result.drifted and streak >= d.consecutive
     figures = {**result.as_dict(), "streak": streak, "reference_origin": reference.origin}
     store.add_drift_run(version, max(r.ts for r in rows), result.drifted, declared, figures)
@@ -104,13 +109,6 @@ def run_drift_check(settings: Settings) -> CheckReport:
     metrics.DRIFT_DECLARED.set(1 if declared else 0)
     status = "declared" if declared else "drifted" if result.drifted else "ok"
     return CheckReport("drift", version, status, figures, trigger="drift" if declared else None)
-
-
-def iter_streak(runs):
-    for run in runs:
-        if not run.window_drifted:
-            return
-        yield run
 
 
 def run_probe_check(settings: Settings, version: str | None = None, progress=None) -> CheckReport:

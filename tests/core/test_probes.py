@@ -6,7 +6,8 @@ def test_feedback_split_is_deterministic_and_close_to_the_fraction():
     chosen = [q for q in queries if goes_to_probes(q, 0.1)]
     assert 0.08 < len(chosen) / len(queries) < 0.12
     assert chosen == [q for q in queries if goes_to_probes(q, 0.1)]
-    assert goes_to_probes("What Causes Condition Number 1?  ", 0.1) == goes_to_probes("what causes condition number 1?", 0.1)
+    same = "what causes condition number 1?"
+    assert goes_to_probes("What Causes Condition Number 1?  ", 0.1) == goes_to_probes(same, 0.1)
     assert not any(goes_to_probes(q, 0.0) for q in queries[:100])
 
 

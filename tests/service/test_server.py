@@ -131,7 +131,8 @@ def test_hot_swap_under_concurrent_traffic(server, real_home, real_base):
 
 
 def test_abandoned_requests_are_not_computed(server):
-    long_texts = [f"question {i} " + "about the symptoms, causes and treatment of a rare disease " * 25 for i in range(512)]
+    long_texts = [f"question {i} " + "about the symptoms, causes and treatment of a rare disease " * 25
+                  for i in range(512)]
     started = time.monotonic()
     with pytest.raises(httpx.TimeoutException):
         httpx.post(f"{server.url}/v1/embeddings", json={"input": long_texts, "model": "embedloop"}, timeout=0.5)
