@@ -13,7 +13,7 @@ import uuid
 from sqlalchemy import Column, Float, MetaData, String, Table, select, update
 from sqlalchemy.exc import IntegrityError
 
-from embedloop.core.db import make_engine
+from embedloop.core.db import create_tables, make_engine
 
 metadata = MetaData()
 leases_table = Table(
@@ -31,7 +31,7 @@ class LeaseHeld(Exception):
 class Lease:
     def __init__(self, url: str, name: str, ttl_s: float) -> None:
         self.engine = make_engine(url)
-        metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
         self.name, self.ttl_s = name, ttl_s
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 

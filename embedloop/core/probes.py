@@ -16,7 +16,7 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, Un
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from embedloop.core.datasets import load_beir
-from embedloop.core.db import make_engine
+from embedloop.core.db import create_tables, make_engine
 
 metadata = MetaData()
 
@@ -68,7 +68,7 @@ class ProbeSet:
 class ProbeStore:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
 
     def _upsert(self, conn, table: Table, rows: list[dict]) -> None:
         if not rows:

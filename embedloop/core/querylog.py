@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, delete, func, insert, select
 
-from embedloop.core.db import make_engine
+from embedloop.core.db import create_tables, make_engine
 from embedloop.core.settings import Privacy, QueryLogSettings
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def sample_row(record: RequestRecord, sample: SampledText, privacy: Privacy) -> 
 class QueryLogStore:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
 
     def write(self, records: list[RequestRecord], privacy: Privacy) -> None:
         reqs = [

@@ -15,7 +15,7 @@ from sqlalchemy import DDL, JSON, DateTime, ForeignKey, Integer, String, Text, e
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from embedloop.core.db import make_engine
+from embedloop.core.db import create_tables, make_engine
 
 PRODUCTION = "production"
 CANDIDATE = "candidate"
@@ -100,7 +100,7 @@ class AliasMove:
 class Registry:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
+        create_tables(Base.metadata, self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:

@@ -50,6 +50,7 @@ class ServingSettings(BaseModel):
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     max_loaded_versions: int = Field(2, ge=1, description="versions kept in memory, production included")
     alias_poll_s: float = Field(2.0, gt=0, description="how often the production alias is re-read")
+    workers: int = Field(1, ge=1, description="server processes, each with its own models and batcher")
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads per session; 0 = all cores")
     ort_allow_spinning: bool = Field(False, description="let idle ONNX Runtime threads spin (steals CPU from HTTP)")
     use_gpu: bool = Field(True, description="use CUDA when onnxruntime-gpu and a GPU are present")

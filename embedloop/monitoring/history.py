@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import JSON, Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, select
 
-from embedloop.core.db import make_engine
+from embedloop.core.db import create_tables, make_engine
 
 metadata = MetaData()
 
@@ -67,7 +67,7 @@ class Reference:
 class MonitoringStore:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
-        metadata.create_all(self.engine)
+        create_tables(metadata, self.engine)
 
     # -- references -----------------------------------------------------------------------------
     def save_reference(self, version: str, embeddings: np.ndarray, lengths: np.ndarray, origin: str) -> Reference:

@@ -22,7 +22,7 @@ app = create_app()
 
 @bentoml.service(
     name="embedloop",
-    workers=1,
+    workers=settings.serving.workers,
     traffic={
         # Our own deadline answers 504 first; BentoML's is the backstop.
         "timeout": int(settings.serving.request_timeout_s) + 30,

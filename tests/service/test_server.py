@@ -154,3 +154,31 @@ def test_shutdown_drains_in_flight_requests(server):
         response = future.result()
     assert response.status_code == 200 and len(response.json()["data"]) == 256
     assert returncode is not None
+
+
+def test_two_worker_processes_share_one_state_folder(tiny_home, tmp_path):
+    srv = start_server(tiny_home, tmp_path / "two-workers.log",
+                       env={"EMBEDLOOP_SERVING__WORKERS": "2", "EMBEDLOOP_SERVING__INTRA_OP_THREADS": "1",
+                            "EMBEDLOOP_QUERYLOG__FLUSH_INTERVAL_S": "0.1"})
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(pool.map(lambda i: httpx.post(f"{srv.url}/v1/embeddings", timeout=30,
+                                                           json={"input": [f"text {i}"], "model": "embedloop"}),
+                                      range(64)))
+        assert {r.status_code for r in responses} == {200}
+        import psutil
+
+        def is_worker(proc) -> bool:
+            try:
+                return "_bentoml_impl.worker.service" in " ".join(proc.cmdline())
+            except psutil.Error:  # short-lived helpers that already exited
+                return False
+
+        assert sum(map(is_worker, psutil.Process(srv.process.pid).children(recursive=True))) == 2
+        metrics_text = httpx.get(f"{srv.url}/metrics").text
+        assert 'embedloop_requests_total{endpoint="embeddings",status="200"} 64.0' in metrics_text  # summed
+    finally:
+        srv.stop()
+    from embedloop.core.querylog import QueryLogStore
+
+    assert QueryLogStore(make_settings(tiny_home).querylog_url).count() == 64  # both writers, one SQLite file
