@@ -18,7 +18,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from embedloop.core.db import create_tables, make_engine
 
 PRODUCTION = "production"
-CANDIDATE = "candidate"
 VERSION_NAME = re.compile(r"^v(\d+)$")
 
 

@@ -105,15 +105,3 @@ def detect(
         centroid_ks=float(cent.statistic),
         centroid_p=float(cent.pvalue),
     )
-
-
-@dataclass
-class Hysteresis:
-    """Drift is declared only after ``k`` drifted windows in a row."""
-
-    k: int = 2
-    streak: int = 0
-
-    def update(self, window_drifted: bool) -> bool:
-        self.streak = self.streak + 1 if window_drifted else 0
-        return self.streak >= self.k

@@ -1,4 +1,7 @@
-"""Request and response shapes of the OpenAI embeddings API (plus ``truncate``, an extension)."""
+"""The request of the OpenAI embeddings API (plus ``truncate``, an extension).
+
+Responses are built as plain dicts and serialised by orjson in :mod:`embedloop.service.app`:
+validating thousands of floats through pydantic models on the way out costs more than it checks."""
 
 from __future__ import annotations
 
@@ -26,31 +29,3 @@ class EmbeddingRequest(BaseModel):
 
     def texts(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else list(self.input)
-
-
-class EmbeddingObject(BaseModel):
-    object: Literal["embedding"] = "embedding"
-    index: int
-    embedding: list[float] | str
-
-
-class Usage(BaseModel):
-    prompt_tokens: int
-    total_tokens: int
-
-
-class EmbeddingResponse(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[EmbeddingObject]
-    model: str
-    usage: Usage
-
-
-class ModelCard(BaseModel):
-    id: str
-    object: Literal["model"] = "model"
-    created: int
-    owned_by: str = "embedloop"
-    version: str
-    dimensions: int
-    max_input_tokens: int

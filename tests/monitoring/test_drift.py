@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from embedloop.monitoring.drift import Correction, DriftConfig, Hysteresis, adjust, detect
+from embedloop.monitoring.drift import Correction, DriftConfig, adjust, detect
 
 
 @pytest.fixture
@@ -49,8 +49,3 @@ def test_pca_projection_and_lengths(rng):
 def test_bad_shapes_are_refused(rng):
     with pytest.raises(ValueError):
         detect(rng.normal(size=(10, 4)), rng.normal(size=(10, 5)))
-
-
-def test_hysteresis_needs_k_in_a_row():
-    h = Hysteresis(k=2)
-    assert [h.update(x) for x in (True, False, True, True, True, False)] == [False, False, False, True, True, False]
