@@ -118,13 +118,22 @@ class QueryLogStore:
                     removed += conn.execute(delete(table).where(table.c.id < keep_from)).rowcount
         return removed
 
+    def sample_ids(self, version: str) -> list[int]:
+        """Row ids of every logged sample of ``version`` (cheap: no texts, no embeddings)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(samples_table.c.id).where(samples_table.c.version == version)
+                                     .order_by(samples_table.c.id)).scalars())
+
     def sample_rows(self, version: str | None = None, since: float | None = None,
-                    newest: int | None = None) -> list["LoggedSample"]:
-        """Logged samples in arrival order; ``newest`` keeps only the last N (after ``since``)."""
+                    newest: int | None = None, ids: list[int] | None = None) -> list["LoggedSample"]:
+        """Logged samples in arrival order; ``newest`` keeps only the last N (after ``since``);
+        ``ids`` restricts them to those rows."""
         query = select(samples_table.c.ts, samples_table.c.text, samples_table.c.n_tokens,
                        samples_table.c.embedding).order_by(samples_table.c.id.desc())
         if version is not None:
             query = query.where(samples_table.c.version == version)
+        if ids is not None:
+            query = query.where(samples_table.c.id.in_(ids))
         if since is not None:
             query = query.where(samples_table.c.ts > since)
         if newest is not None:
@@ -133,12 +142,6 @@ class QueryLogStore:
             rows = conn.execute(query).all()
         return [LoggedSample(r.ts, r.text, r.n_tokens, np.frombuffer(r.embedding, dtype=np.float16).astype(np.float32))
                 for r in reversed(rows)]
-
-    def samples(self, version: str | None = None) -> tuple[list[str | None], np.ndarray]:
-        """(texts-or-None, float32 embeddings) of every logged sample of ``version``."""
-        rows = self.sample_rows(version)
-        embeddings = np.stack([r.embedding for r in rows]) if rows else np.empty((0, 0), dtype=np.float32)
-        return [r.text for r in rows], embeddings
 
     def count(self, table: Table = requests_table) -> int:
         with self.engine.connect() as conn:

@@ -72,7 +72,7 @@ class QueryLogSettings(BaseModel):
 class DriftSettings(BaseModel):
     interval_s: float = Field(300.0, gt=0, description="how often the drift check runs")
     window_size: int = Field(200, ge=20, description="new logged queries per window")
-    reference_size: int = Field(1000, ge=20, description="reservoir-sampled reference embeddings")
+    reference_size: int = Field(1000, ge=20, description="reference embeddings, sampled uniformly")
     alpha: float = Field(0.01, gt=0, lt=1, description="level after the multiple-testing correction")
     correction: str = Field("fdr_bh", description="fdr_bh (Benjamini-Hochberg) or bonferroni")
     min_ks: float = Field(0.1, ge=0, le=1, description="effect-size floor per dimension")

@@ -39,32 +39,26 @@ def drift_config(settings: Settings) -> DriftConfig:
                        min_share=d.min_share, pca_components=d.pca_components or None)
 
 
-def reservoir(n_items: int, k: int, seed: int = 0) -> np.ndarray:
-    """Indices of a uniform reservoir sample (algorithm R) of ``k`` out of a stream of ``n_items``."""
-    rng = np.random.default_rng(seed)
-    chosen = np.arange(min(k, n_items))
-    for i in range(k, n_items):
-        j = rng.integers(0, i + 1)
-        if j < k:
-            chosen[j] = i
-    return np.sort(chosen)
+def uniform_sample(n_items: int, k: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``min(k, n_items)`` items drawn uniformly without replacement."""
+    return np.sort(np.random.default_rng(seed).choice(n_items, size=min(k, n_items), replace=False))
 
 
 def build_reference(settings: Settings, version: str, store: MonitoringStore) -> Reference:
     """From the version's logged traffic when there is enough, else from the probe queries."""
     d = settings.monitoring.drift
     querylog = QueryLogStore(settings.querylog_url)
-    rows = querylog.sample_rows(version=version)
-    if len(rows) >= d.window_size:
-        idx = reservoir(len(rows), d.reference_size)
-        emb = np.stack([rows[i].embedding for i in idx])
-        return store.save_reference(version, emb, np.array([rows[i].n_tokens for i in idx]), "traffic")
+    ids = querylog.sample_ids(version)
+    if len(ids) >= d.window_size:  # read only the chosen rows: the log may hold a million
+        rows = querylog.sample_rows(ids=[ids[i] for i in uniform_sample(len(ids), d.reference_size)])
+        emb = np.stack([r.embedding for r in rows])
+        return store.save_reference(version, emb, np.array([r.n_tokens for r in rows]), "traffic")
     probes = ProbeStore(settings.monitoring_url).load()
     if not probes.query_texts:
         raise LookupError("no traffic and no probe queries to build a drift reference from")
     registry = open_registry(settings)
     encoder = load_encoder(settings, registry.get(version))
-    texts = [probes.query_texts[i] for i in reservoir(len(probes.query_texts), d.reference_size)]
+    texts = [probes.query_texts[i] for i in uniform_sample(len(probes.query_texts), d.reference_size)]
     lengths = np.array([t.n_tokens for t in encoder.tokenize(texts)])
     return store.save_reference(version, encoder.encode(texts), lengths, "probes")
 

@@ -159,8 +159,9 @@ async def test_requests_and_sampled_texts_reach_the_query_log(served, tiny_home)
     await engine.stop()
     store = QueryLogStore(engine.settings.querylog_url)
     assert store.count() == 2  # the 400 was refused before a model was chosen: nothing to attribute
-    texts, embeddings = store.samples(version="v1")
-    assert sorted(texts) == ["back pain", "sore throat"] and embeddings.shape == (2, 32)
+    rows = store.sample_rows(version="v1")
+    assert sorted(r.text for r in rows) == ["back pain", "sore throat"]
+    assert all(r.embedding.shape == (32,) for r in rows)
     assert store.count(samples_table) == 2
 
 
