@@ -26,6 +26,11 @@ class TokenizedText:
         return int(self.ids.shape[0])
 
 
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
 def read_manifest(version_dir: Path) -> dict[str, Any]:
     return json.loads((version_dir / MANIFEST).read_text())
 
@@ -93,7 +98,7 @@ class OnnxEncoder:
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         pooled = pooled.astype(np.float32, copy=False)
         if self.normalize:
-            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            pooled = normalize_rows(pooled)
         return pooled
 
     def embed_sorted(self, batch: list[np.ndarray], sub_batch: int = 32) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from embedloop.core.encoder import MANIFEST, OnnxEncoder
+from embedloop.core.encoder import MANIFEST, OnnxEncoder, normalize_rows
 from embedloop.core.settings import ExportSettings
 
 CHECKPOINT = "checkpoint"
@@ -100,9 +100,7 @@ def quantize(onnx_dir: Path, settings: ExportSettings) -> str:
 
 
 def measure_parity(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-    ref = reference / np.linalg.norm(reference, axis=1, keepdims=True)
-    cand = candidate / np.linalg.norm(candidate, axis=1, keepdims=True)
-    return (ref * cand).sum(axis=1)
+    return (normalize_rows(reference) * normalize_rows(candidate)).sum(axis=1)
 
 
 def build_version_folder(base: Path, out: Path, settings: ExportSettings, *, on_step=None) -> dict[str, Any]:

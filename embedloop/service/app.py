@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from embedloop.core.encoder import normalize_rows
 from embedloop.core.querylog import RequestRecord, SampledText
 from embedloop.service import metrics
 from embedloop.service.batcher import QueueFull
@@ -87,8 +88,7 @@ def requested_version(model: str, alias: str) -> str | None:
 def shape_vectors(vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
     if dimensions is None or dimensions == vectors.shape[1]:
         return vectors
-    cut = vectors[:, :dimensions]
-    return cut / np.clip(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12, None)
+    return normalize_rows(vectors[:, :dimensions])
 
 
 def encode_vectors(vectors: np.ndarray, encoding_format: str) -> list:
