@@ -84,3 +84,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def seed_medquad(settings, train_queries: int = 300, probe_queries: int = 60, extra_docs: int = 300,
+                 sources: tuple[str, ...] | None = None, probe_fraction: float = 0.0) -> dict:
+    """A small MedQuAD slice in a state folder: corpus, feedback (train qrels), probes (test qrels)."""
+    import random
+
+    from embedloop.core.datasets import load_beir
+    from embedloop.core.feedback import FeedbackItem, FeedbackStore
+    from embedloop.core.probes import ProbeStore
+
+    train, test = load_beir(DATASETS / "medquad", "train"), load_beir(DATASETS / "medquad", "test")
+    keep = (lambda q: q["source"] in sources) if sources else (lambda q: True)
+    train_ids = sorted(q for q in train.qrels if keep(train.queries[q]))[:train_queries]
+    test_ids = sorted(q for q in test.qrels if keep(test.queries[q]))[:probe_queries]
+    docs = {d for q in train_ids for d in train.qrels[q]} | {d for q in test_ids for d in test.qrels[q]}
+    others = sorted(set(train.corpus) - docs)
+    docs |= set(random.Random(0).sample(others, extra_docs))
+    store = FeedbackStore(settings.monitoring_url)
+    store.add_documents({d: train.doc_text(d) for d in sorted(docs)})
+    ProbeStore(settings.monitoring_url).add(
+        {}, [(q, test.queries[q]["text"], test.queries[q]["source"]) for q in test_ids],
+        [(q, d) for q in test_ids for d in test.qrels[q]], origin="import")
+    items = [FeedbackItem(query=train.queries[q]["text"], positive_id=d, group=train.queries[q]["source"])
+             for q in train_ids for d in train.qrels[q]]
+    result = store.add(items, origin="import", probe_fraction=probe_fraction)
+    return {"docs": len(docs), "feedback": result.accepted, "probes": len(test_ids)}

@@ -12,12 +12,17 @@ import typer
 from embedloop.app.cli_common import HomeOption, console, default_base, fail, require_production, settings_for
 from embedloop.app.cli_models import models_app
 from embedloop.app.cli_monitoring import drift_app, probe_app, status
+from embedloop.app.cli_retrain import corpus_app, feedback_app, retrain_command, runs_command
 
 app = typer.Typer(help="embedloop: a self-tuning embedding server.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 app.add_typer(models_app, name="models")
 app.add_typer(drift_app, name="drift")
 app.add_typer(probe_app, name="probe")
+app.add_typer(feedback_app, name="feedback")
+app.add_typer(corpus_app, name="corpus")
+app.command("retrain")(retrain_command)
+app.command("runs")(runs_command)
 
 
 @app.command()

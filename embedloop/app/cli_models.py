@@ -19,6 +19,17 @@ def registry_for(home: Optional[Path]):
     return open_registry(settings_for(home))
 
 
+def gate_summary(gates: dict | None) -> str:
+    """'mrr@10 0.9412 vs 0.8801': the candidate's probe figure against production's."""
+    if not gates or not gates.get("candidate_probe"):
+        return ""
+    metric = gates["metric"]
+    text = f"{metric} {gates['candidate_probe'][metric]:.4f}"
+    if gates.get("production_probe"):
+        text += f" vs {gates['production_probe'][metric]:.4f}"
+    return text
+
+
 @models_app.command("list")
 def models_list(home: Optional[Path] = HomeOption) -> None:
     """Registered versions and the aliases pointing at them."""
@@ -26,12 +37,14 @@ def models_list(home: Optional[Path] = HomeOption) -> None:
     by_version: dict[str, list[str]] = {}
     for alias, version in registry.aliases().items():
         by_version.setdefault(version, []).append(alias)
-    table = Table("version", "aliases", "created", "parent", "parity (mean/worst cos)", "source")
+    states = registry.states()
+    table = Table("version", "aliases", "state", "created (UTC)", "parent", "int8 parity", "probe gate")
+    table.columns[0].no_wrap = table.columns[1].no_wrap = table.columns[2].no_wrap = True
     for v in registry.versions():
-        parity = v.metrics.get("parity", {})
-        table.add_row(v.name, ", ".join(sorted(by_version.get(v.name, []))), f"{v.created_at:%Y-%m-%d %H:%M:%S}",
-                      v.parent or "", f"{parity.get('mean_cosine', 0):.4f} / {parity.get('min_cosine', 0):.4f}",
-                      v.source)
+        parity, gate = v.metrics.get("parity", {}), gate_summary(v.metrics.get("gates"))
+        state = states.get(v.name)
+        table.add_row(v.name, ", ".join(sorted(by_version.get(v.name, []))), state.state if state else "",
+                      f"{v.created_at:%m-%d %H:%M}", v.parent or "", f"{parity.get('mean_cosine', 0):.4f}", gate)
     console.print(table)
 
 
@@ -48,8 +61,10 @@ def models_show(version: str, home: Optional[Path] = HomeOption) -> None:
     except RegistryError as exc:
         fail(str(exc))
     aliases = [a for a, target in registry.aliases().items() if target == v.name]
+    state = registry.state(v.name)
     console.print_json(json.dumps({
-        "version": v.name, "aliases": aliases, "created_at": v.created_at.isoformat(), "parent": v.parent,
+        "version": v.name, "aliases": aliases, "state": state.state if state else None,
+        "reasons": state.reasons if state else [], "created_at": v.created_at.isoformat(), "parent": v.parent,
         "source": v.source, "artifact_dir": v.artifact_dir, "manifest": v.manifest, "metrics": v.metrics,
         "training": v.training, "files": v.files,
     }))
@@ -72,12 +87,58 @@ def models_promote(
     console.print(f"production: {move.from_version} -> {move.to_version}")
 
 
+@models_app.command("approve")
+def models_approve(version: str, reason: str = typer.Option("", help="why (kept in the audit log)"),
+                   home: Optional[Path] = HomeOption) -> None:
+    """Promote a waiting candidate (or a rolled-back version) to production."""
+    from embedloop.core.promotion import approve
+    from embedloop.core.registry import RegistryError
+
+    settings = settings_for(home)
+    try:
+        move = approve(settings, registry_for(home), version, reason=reason)
+    except RegistryError as exc:
+        fail(str(exc))
+    console.print(f"approved: production {move.from_version} -> {move.to_version}")
+
+
+@models_app.command("reject")
+def models_reject(version: str, reason: str = typer.Option("", help="why (kept in the audit log)"),
+                  home: Optional[Path] = HomeOption) -> None:
+    """Refuse a waiting candidate."""
+    from embedloop.core.promotion import reject
+    from embedloop.core.registry import RegistryError
+
+    settings = settings_for(home)
+    try:
+        reject(settings, registry_for(home), version, reason=reason)
+    except RegistryError as exc:
+        fail(str(exc))
+    console.print(f"rejected {version}")
+
+
+@models_app.command("rollback")
+def models_rollback(to: Optional[str] = typer.Option(None, "--to", help="version (default: the previous one)"),
+                    reason: str = typer.Option("", help="why (kept in the audit log)"),
+                    home: Optional[Path] = HomeOption) -> None:
+    """Put the previous production version (or --to VERSION) back into production."""
+    from embedloop.core.promotion import rollback
+    from embedloop.core.registry import RegistryError
+
+    settings = settings_for(home)
+    try:
+        move = rollback(settings, registry_for(home), to=to, reason=reason)
+    except RegistryError as exc:
+        fail(str(exc))
+    console.print(f"rolled back: production {move.from_version} -> {move.to_version}")
+
+
 @models_app.command("history")
 def models_history(limit: int = typer.Option(50, help="newest entries to show"),
                    home: Optional[Path] = HomeOption) -> None:
     """The audit log: every registration and alias move."""
-    table = Table("#", "when (UTC)", "who", "action", "alias", "from", "to", "reason")
+    table = Table("#", "when (UTC)", "who", "action", "alias", "from", "to", "reason", "figures")
     for e in registry_for(home).history(limit):
         table.add_row(str(e.id), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.alias or "",
-                      e.from_version or "", e.to_version or "", e.reason)
+                      e.from_version or "", e.to_version or "", e.reason, gate_summary((e.details or {}).get("gates")))
     console.print(table)

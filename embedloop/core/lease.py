@@ -24,8 +24,20 @@ leases_table = Table(
 )
 
 
-class LeaseHeld(Exception):
-    """Somebody else holds the lease."""
+def holder_is_dead(holder: str) -> bool:
+    """True when ``holder`` ("host:pid:nonce") names a process of this host that no longer runs:
+    a killed holder need not be waited out until its lease expires."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class Lease:
@@ -36,13 +48,16 @@ class Lease:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def acquire(self) -> bool:
-        """Take the lease if it is free or expired (or already ours); True on success."""
+        """Take the lease if it is free, expired, ours, or held by a dead process on this host."""
         now = time.time()
+        current = self.current()
+        dead = current[0] if current and holder_is_dead(current[0]) else None
         with self.engine.begin() as conn:
             taken = conn.execute(
                 update(leases_table)
                 .where(leases_table.c.name == self.name)
-                .where((leases_table.c.expires_at < now) | (leases_table.c.holder == self.holder))
+                .where((leases_table.c.expires_at < now) | (leases_table.c.holder == self.holder)
+                       | (leases_table.c.holder == dead))
                 .values(holder=self.holder, expires_at=now + self.ttl_s)
             ).rowcount
             if taken:

@@ -57,6 +57,7 @@ class ProbeSet:
     query_texts: list[str]
     groups: list[str]
     relevant: list[set[str]]
+    added_at: list[float]
 
     def corpus_fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -117,6 +118,7 @@ class ProbeStore:
             doc_ids=[d for d, _ in docs], doc_texts=[t for _, t in docs],
             query_ids=[q.query_id for q in kept], query_texts=[q.text for q in kept],
             groups=[q.group for q in kept], relevant=[rels[q.query_id] & doc_ids for q in kept],
+            added_at=[q.added_at for q in kept],
         )
 
     def counts(self) -> dict[str, int]:

@@ -118,11 +118,13 @@ class QueryLogStore:
                     removed += conn.execute(delete(table).where(table.c.id < keep_from)).rowcount
         return removed
 
-    def sample_ids(self, version: str) -> list[int]:
-        """Row ids of every logged sample of ``version`` (cheap: no texts, no embeddings)."""
+    def sample_ids(self, version: str, since: float | None = None) -> list[int]:
+        """Row ids of the logged samples of ``version`` (cheap: no texts, no embeddings)."""
+        query = select(samples_table.c.id).where(samples_table.c.version == version).order_by(samples_table.c.id)
+        if since is not None:
+            query = query.where(samples_table.c.ts > since)
         with self.engine.connect() as conn:
-            return list(conn.execute(select(samples_table.c.id).where(samples_table.c.version == version)
-                                     .order_by(samples_table.c.id)).scalars())
+            return list(conn.execute(query).scalars())
 
     def sample_rows(self, version: str | None = None, since: float | None = None,
                     newest: int | None = None, ids: list[int] | None = None) -> list["LoggedSample"]:

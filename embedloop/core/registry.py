@@ -18,6 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from embedloop.core.db import create_tables, make_engine
 
 PRODUCTION = "production"
+CANDIDATE = "candidate"
 VERSION_NAME = re.compile(r"^v(\d+)$")
 
 
@@ -34,6 +35,10 @@ def default_actor() -> str:
 
 class RegistryError(Exception):
     """A registry operation that cannot be done (unknown version, bad name, …)."""
+
+
+class UnknownVersion(RegistryError):
+    """No version of that name is registered."""
 
 
 class Base(DeclarativeBase):
@@ -75,6 +80,19 @@ class AuditEntry(Base):
     to_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class VersionState(Base):
+    """Where a version stands in review: registered | candidate | rejected | approved | rolled_back.
+
+    Kept beside the immutable version row; it changes only together with an audit entry."""
+
+    __tablename__ = "version_states"
+
+    version: Mapped[str] = mapped_column(ForeignKey("model_versions.name"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(32))
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 # The audit log is append-only at the database level too, where the dialect lets us say so.
@@ -124,6 +142,8 @@ class Registry:
         training: dict[str, Any] | None = None,
         parent: str | None = None,
         actor: str | None = None,
+        state: str = "registered",
+        reasons: list[str] | None = None,
     ) -> ModelVersion:
         version = ModelVersion(
             name=name,
@@ -137,8 +157,10 @@ class Registry:
         )
         with self.session() as s, s.begin():
             s.add(version)
+            s.add(VersionState(version=name, state=state, reasons=list(reasons or []), updated_at=utcnow()))
             s.add(AuditEntry(actor=actor or default_actor(), action="register", to_version=name,
-                             reason=f"registered from {source}", details={"metrics": metrics or {}}))
+                             reason=f"registered from {source}" + (f" as {state}" if state != "registered" else ""),
+                             details={"metrics": metrics or {}, "reasons": list(reasons or [])}))
             try:
                 s.flush()
             except IntegrityError as exc:
@@ -149,12 +171,20 @@ class Registry:
         with self.session() as s:
             version = s.scalar(select(ModelVersion).where(ModelVersion.name == name))
         if version is None:
-            raise RegistryError(f"unknown version {name!r}")
+            raise UnknownVersion(f"unknown version {name!r}")
         return version
 
     def versions(self) -> list[ModelVersion]:
         with self.session() as s:
             return list(s.scalars(select(ModelVersion).order_by(ModelVersion.id)))
+
+    def state(self, name: str) -> VersionState | None:
+        with self.session() as s:
+            return s.get(VersionState, name)
+
+    def states(self) -> dict[str, VersionState]:
+        with self.session() as s:
+            return {st.version: st for st in s.scalars(select(VersionState))}
 
     # -- aliases ------------------------------------------------------------------------------
     def alias(self, alias: str) -> str | None:
@@ -177,19 +207,78 @@ class Registry:
         details: dict[str, Any] | None = None,
     ) -> AliasMove:
         """Point ``alias`` at ``version`` and write the audit entry, in one transaction."""
+        return self.transition(version, action=action, actor=actor, reason=reason, details=details,
+                               point={alias: version})[0]
+
+    def transition(
+        self,
+        version: str,
+        *,
+        action: str,
+        actor: str | None = None,
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+        point: dict[str, str] | None = None,
+        drop: tuple[str, ...] = (),
+        state: str | None = None,
+        reasons: list[str] | None = None,
+        other_states: dict[str, str] | None = None,
+        expect_states: tuple[str, ...] | None = None,
+        expect_alias: tuple[str, str | None] | None = None,
+    ) -> list[AliasMove]:
+        """Move aliases, drop aliases and set ``version``'s state, with one audit entry per alias
+        moved (or one for the state change), all in one transaction. ``expect_*`` are checked
+        inside it, so two people approving at once cannot both win."""
+        point, moves = point or {}, []
         with self.session() as s, s.begin():
-            if s.scalar(select(ModelVersion.id).where(ModelVersion.name == version)) is None:
-                raise RegistryError(f"unknown version {version!r}")
-            row = s.get(Alias, alias, with_for_update=True)
-            previous = row.version if row else None
-            if row is None:
-                s.add(Alias(name=alias, version=version, updated_at=utcnow()))
-            else:
-                row.version, row.updated_at = version, utcnow()
-            s.add(AuditEntry(actor=actor or default_actor(), action=action, alias=alias,
-                             from_version=previous, to_version=version, reason=reason,
-                             details=details or {}))
-        return AliasMove(alias, previous, version)
+            for name in {version, *point.values(), *(other_states or {})}:
+                if s.scalar(select(ModelVersion.id).where(ModelVersion.name == name)) is None:
+                    raise UnknownVersion(f"unknown version {name!r}")
+            current = s.get(VersionState, version, with_for_update=True)
+            if expect_states is not None and (current.state if current else "registered") not in expect_states:
+                raise RegistryError(f"{version} is {current.state if current else 'registered'}; "
+                                    f"{action} needs it to be {' or '.join(expect_states)}")
+            if expect_alias is not None:
+                row = s.get(Alias, expect_alias[0])
+                if (row.version if row else None) != expect_alias[1]:
+                    raise RegistryError(f"{expect_alias[0]} moved meanwhile (now {row.version if row else None})")
+            entry = {"actor": actor or default_actor(), "action": action, "reason": reason,
+                     "details": details or {}}
+            for alias, target in point.items():
+                row = s.get(Alias, alias, with_for_update=True)
+                previous = row.version if row else None
+                if row is None:
+                    s.add(Alias(name=alias, version=target, updated_at=utcnow()))
+                else:
+                    row.version, row.updated_at = target, utcnow()
+                s.add(AuditEntry(**entry, alias=alias, from_version=previous, to_version=target))
+                moves.append(AliasMove(alias, previous, target))
+            for alias in drop:
+                row = s.get(Alias, alias)
+                if row is not None and alias not in point:
+                    s.delete(row)
+            changes = {**(other_states or {}), **({version: state} if state is not None else {})}
+            for name, new_state in changes.items():
+                row = current if name == version else s.get(VersionState, name, with_for_update=True)
+                if row is None:
+                    s.add(VersionState(version=name, state=new_state, updated_at=utcnow(),
+                                       reasons=list(reasons or []) if name == version else []))
+                else:
+                    row.state, row.updated_at = new_state, utcnow()
+                    if reasons is not None and name == version:
+                        row.reasons = list(reasons)
+            if not point:
+                s.add(AuditEntry(**entry, to_version=version))
+        return moves
+
+    def alias_moved_at(self, alias: str) -> float | None:
+        """When ``alias`` last moved, as a Unix time (SQLite hands datetimes back naive; they are UTC)."""
+        with self.session() as s:
+            row = s.get(Alias, alias)
+        if row is None:
+            return None
+        moment = row.updated_at
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
     def history(self, limit: int | None = None) -> list[AuditEntry]:
         with self.session() as s:

@@ -11,9 +11,9 @@ import os
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 
@@ -98,12 +98,48 @@ class DaemonSettings(BaseModel):
     lease_ttl_s: float = Field(30.0, gt=1, description="a daemon that stops renewing loses its lease after this")
     trigger_cooldown_s: float = Field(3600.0, ge=0, description="quiet time after a trigger")
     metrics_port: int = Field(3001, description="where the daemon serves /metrics; 0 = off")
-    retrain_entry: str = Field("embedloop.app.retrain_entry:record_only",
+    retrain_entry: str = Field("embedloop.app.retrain_entry:on_trigger",
                                description="module:function called with each trigger")
 
 
+class RetrainSettings(BaseModel):
+    policy: Literal["auto", "manual"] = Field("manual", description="auto: a candidate passing every gate goes "
+                                              "to production; manual: it waits for approval")
+    min_new_pairs: int = Field(200, ge=1, description="new feedback pairs a run needs")
+    cooldown_s: float = Field(3600.0, ge=0, description="quiet time after a run ends")
+    replay_ratio: float = Field(0.5, ge=0, description="replayed earlier pairs per new pair")
+    validation_fraction: float = Field(0.05, gt=0, lt=1, description="share of pairs (by query hash) held out")
+    max_validation: int = Field(300, ge=10, description="validation queries used to choose the interpolation")
+    learning_rate: float = Field(2e-5, gt=0, le=1e-3)
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(32, ge=2)
+    max_seq_length: int = Field(128, ge=16, description="tokens per text while training (serving keeps its own)")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    seed: int = 42
+    num_negatives: int = Field(1, ge=0, description="mined hard negatives per pair; 0 = in-batch negatives only")
+    mining_range_max: int = Field(30, ge=2, description="negatives are picked from the parent's top N")
+    mining_relative_margin: float = Field(0.05, ge=0, lt=1,
+                                          description="a negative must score below (1 - margin) x the positive")
+    interpolation: list[float] = Field([0.5, 0.75, 1.0], min_length=1,
+                                       description="share of fine-tuned weights tried; chosen on validation")
+    gate_metric: Literal["recall@10", "mrr@10", "ndcg@10"] = "mrr@10"
+    min_gain: float = Field(0.005, ge=0, description="probe metric gain over production needed")
+    max_regression: float = Field(0.01, ge=0, description="allowed loss on the probe set production was promoted on")
+    sts_dataset: Path | None = Field(None, description="jsonl with sentence1, sentence2, score (STS-B style)")
+    sts_min_ratio: float = Field(0.98, ge=0, le=1, description="STS Spearman needed, relative to the parent")
+    lease_ttl_s: float = Field(120.0, gt=1, description="a run that stops heart-beating loses its lease")
+    webhook_url: str | None = Field(None, description="receives a JSON event after each promotion or rollback")
+    webhook_attempts: int = Field(3, ge=1)
+    webhook_timeout_s: float = Field(5.0, gt=0)
+
+
+class AdminSettings(BaseModel):
+    token: SecretStr | None = Field(None, description="bearer token of the admin API; unset = admin API off")
+
+
 class MonitoringSettings(BaseModel):
-    url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///$EMBEDLOOP_HOME/monitoring.db")
+    url: str | None = Field(None, description="SQLAlchemy URL (probe set, corpus, feedback, history); "
+                            "default sqlite:///$EMBEDLOOP_HOME/monitoring.db")
     drift: DriftSettings = DriftSettings()
     probes: ProbeSettings = ProbeSettings()
     daemon: DaemonSettings = DaemonSettings()
@@ -118,6 +154,8 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     querylog: QueryLogSettings = QueryLogSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    retrain: RetrainSettings = RetrainSettings()
+    admin: AdminSettings = AdminSettings()
 
     @model_validator(mode="after")
     def _absolute_home(self) -> "Settings":
@@ -152,6 +190,14 @@ class Settings(BaseSettings):
     @property
     def monitoring_url(self) -> str:
         return self.monitoring.url or f"sqlite:///{self.home / 'monitoring.db'}"
+
+    @cached_property
+    def corpus_cache_dir(self) -> Path:
+        return self.home / "cache" / "corpus-embeddings"
+
+    @cached_property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
 
     @property
     def scheduler_url(self) -> str:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from embedloop.core.artifacts import clean_staging, hash_tree, new_staging_dir, publish, verify
 from embedloop.core.encoder import OnnxEncoder
-from embedloop.core.export import SERVING_FILES, build_version_folder
+from embedloop.core.export import INT8_GRAPH, SERVING_FILES, build_version_folder
 from embedloop.core.registry import PRODUCTION, ModelVersion, Registry
 from embedloop.core.settings import Settings
+
+
+@dataclass
+class Assessment:
+    metrics: dict[str, Any] = field(default_factory=dict)
+    state: str = "registered"
+    reasons: list[str] = field(default_factory=list)
 
 
 def open_registry(settings: Settings) -> Registry:
@@ -43,11 +51,18 @@ def register_version(
     training: dict[str, Any] | None = None,
     actor: str | None = None,
     on_step=None,
+    assess: Callable[[Path, dict], Assessment] | None = None,
 ) -> ModelVersion:
-    """Export ``base`` and register it; nothing is left behind if any step fails."""
+    """Export ``base`` and register it; nothing is left behind if any step fails.
+
+    ``assess`` sees the exported folder before it is registered and returns figures to record
+    with the version, and its state (a candidate that fails its gates is registered ``rejected``)."""
     staging = new_staging_dir(settings.staging_dir)
+    assessment = Assessment()
     try:
         manifest = build_version_folder(Path(base), staging, settings.export, on_step=on_step)
+        if assess is not None:
+            assessment = assess(staging, manifest)
         name = registry.next_version_name()
         files = hash_tree(staging)
         final = settings.models_dir / name
@@ -62,14 +77,21 @@ def register_version(
             artifact_dir=name,
             files=files,
             manifest=manifest,
-            metrics={"parity": manifest["parity"]},
+            metrics={"parity": manifest["parity"], **assessment.metrics},
             training=training,
             parent=parent,
             actor=actor,
+            state=assessment.state,
+            reasons=assessment.reasons,
         )
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)
         raise
+
+
+def graph_key(version: ModelVersion) -> str:
+    """Names cached embeddings of a version: its int8 graph's checksum."""
+    return version.files[INT8_GRAPH][:16]
 
 
 def ensure_production(registry: Registry, version: str, actor: str | None = None) -> bool:

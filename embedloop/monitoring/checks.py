@@ -12,15 +12,16 @@ from typing import Any
 
 import numpy as np
 
+from embedloop.core.evaluation import evaluate_probes
 from embedloop.core.probes import ProbeStore
-from embedloop.core.querylog import QueryLogStore
+from embedloop.core.querylog import QueryLogStore, samples_table
 from embedloop.core.registry import PRODUCTION
 from embedloop.core.settings import Settings
-from embedloop.core.versions import load_encoder, open_registry
+from embedloop.core.versions import graph_key, load_encoder, open_registry
 from embedloop.monitoring import metrics
 from embedloop.monitoring.drift import Correction, DriftConfig, detect
 from embedloop.monitoring.history import MonitoringStore, Reference
-from embedloop.monitoring.probe_check import ProbeCheck, probe_alarm
+from embedloop.monitoring.probe_check import probe_alarm
 
 
 @dataclass
@@ -44,18 +45,20 @@ def uniform_sample(n_items: int, k: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_items, size=min(k, n_items), replace=False))
 
 
-def build_reference(settings: Settings, version: str, store: MonitoringStore) -> Reference:
-    """From the version's logged traffic when there is enough, else from the probe queries."""
+def build_reference(settings: Settings, version: str, store: MonitoringStore, since: float | None = None,
+                    probes_allowed: bool = True) -> Reference:
+    """From the version's logged traffic (since ``since``) when there is enough, else from the
+    probe queries."""
     d = settings.monitoring.drift
     querylog = QueryLogStore(settings.querylog_url)
-    ids = querylog.sample_ids(version)
+    ids = querylog.sample_ids(version, since)
     if len(ids) >= d.window_size:  # read only the chosen rows: the log may hold a million
         rows = querylog.sample_rows(ids=[ids[i] for i in uniform_sample(len(ids), d.reference_size)])
         emb = np.stack([r.embedding for r in rows])
         return store.save_reference(version, emb, np.array([r.n_tokens for r in rows]), "traffic")
-    probes = ProbeStore(settings.monitoring_url).load()
-    if not probes.query_texts:
-        raise LookupError("no traffic and no probe queries to build a drift reference from")
+    probes = ProbeStore(settings.monitoring_url).load() if probes_allowed else None
+    if probes is None or not probes.query_texts:
+        raise LookupError(f"{len(ids)} of {d.window_size} queries logged to build the drift reference from")
     registry = open_registry(settings)
     encoder = load_encoder(settings, registry.get(version))
     texts = [probes.query_texts[i] for i in uniform_sample(len(probes.query_texts), d.reference_size)]
@@ -71,9 +74,16 @@ def run_drift_check(settings: Settings) -> CheckReport:
         return CheckReport("drift", None, "skipped", message="nothing in production")
     store = MonitoringStore(settings.monitoring_url)
     reference = store.reference(version)
-    if reference is None:  # a new production version: embeddings of other versions do not compare
+    promoted = registry.alias_moved_at(PRODUCTION)
+    stale = reference is not None and promoted is not None and reference.built_at < promoted
+    if reference is None or stale:
+        # A new production version (or one rolled back to): embeddings of another version do not
+        # compare, and the traffic it was promoted for is the new normal. Probe queries stand in
+        # only on a fresh installation, before any traffic.
         try:
-            reference = build_reference(settings, version, store)
+            reference = build_reference(settings, version, store,
+                                        since=promoted,
+                                        probes_allowed=QueryLogStore(settings.querylog_url).count(samples_table) == 0)
         except LookupError as exc:
             return CheckReport("drift", version, "waiting", message=str(exc))
     last = store.drift_runs(version, limit=1)
@@ -119,8 +129,9 @@ def run_probe_check(settings: Settings, version: str | None = None, progress=Non
         probes = store.load()
     if not probes.query_ids:
         return CheckReport("probe", version, "skipped", message="the probe set is empty")
-    encoder = load_encoder(settings, registry.get(version))
-    result = ProbeCheck(settings.home / "cache" / "probe-corpus")(encoder, version, probes, progress)
+    model = registry.get(version)
+    result = evaluate_probes(load_encoder(settings, model), graph_key(model), probes, settings.corpus_cache_dir,
+                             progress)
     store = MonitoringStore(settings.monitoring_url)
     previous = store.probe_runs(version)
     baseline = previous[-1].metrics["recall@10"] if previous else None  # the first run: at promotion

@@ -21,9 +21,12 @@ from starlette.routing import Route
 from embedloop.core.encoder import normalize_rows
 from embedloop.core.querylog import RequestRecord, SampledText
 from embedloop.service import metrics
+from embedloop.service.admin import routes as admin_routes
 from embedloop.service.batcher import QueueFull
+from embedloop.service.body import read_body
 from embedloop.service.engine import Engine
 from embedloop.service.errors import ApiError
+from embedloop.service.feedback import post_feedback
 from embedloop.service.pool import LoadedModel, UnknownVersion, VersionUnavailable
 from embedloop.service.schemas import EmbeddingRequest
 
@@ -31,20 +34,6 @@ log = logging.getLogger(__name__)
 
 VERSION_HEADER = "x-embedloop-version"
 TOKENIZE_INLINE_MAX = 64  # bigger requests tokenize in a thread so the event loop stays free
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    too_big = ApiError(413, f"request body larger than {limit} bytes", code="request_too_large")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_big
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_big
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parse_request(body: bytes, max_inputs: int) -> EmbeddingRequest:
@@ -244,6 +233,8 @@ def create_app(engine: Engine | None = None) -> Starlette:
         routes=[
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/feedback", post_feedback, methods=["POST"]),
+            *admin_routes,
         ],
         exception_handlers={HTTPException: http_error, Exception: unexpected_error},
         lifespan=lifespan,

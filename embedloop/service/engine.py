@@ -7,6 +7,7 @@ import gc
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from embedloop.core.feedback import FeedbackStore
 from embedloop.core.querylog import QueryLogStore, QueryLogWriter
 from embedloop.core.settings import Settings
 from embedloop.core.versions import open_registry
@@ -33,6 +34,7 @@ class Engine:
                 on_dropped=metrics.QUERYLOG_DROPS.inc,
                 on_failed=metrics.QUERYLOG_FAILURES.inc,
             )
+        self.feedback = FeedbackStore(settings.monitoring_url)
         self.draining = False
         self._follow: asyncio.Task | None = None
 

@@ -34,6 +34,7 @@ INFERENCE_LATENCY = Histogram(
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
 )
 QUEUE_DEPTH = Gauge("embedloop_queue_depth_texts", "Texts waiting for a forward pass", multiprocess_mode="livesum")
+FEEDBACK = Counter("embedloop_feedback_items_total", "Feedback items stored, by destination", ["destination"])
 REJECTED = Counter("embedloop_rejected_requests_total", "Requests refused before inference", ["reason"])
 QUERYLOG_WRITES = Counter("embedloop_querylog_writes_total", "Request records written to the query log")
 QUERYLOG_DROPS = Counter("embedloop_querylog_drops_total", "Request records dropped because the log queue was full")

@@ -71,3 +71,55 @@ def test_probe_import_run_drift_check_and_status(tiny_home):
     assert status.exit_code == 0 and "production: v1" in status.output and "probe checks" in status.output
     bad = run("probe", "import", str(medquad / "qrels"), home=tiny_home)
     assert bad.exit_code == 1 and "BEIR layout expected" in bad.output
+
+
+def test_corpus_and_feedback_import_report_bad_lines_and_write_all_or_nothing(tiny_home, tmp_path):
+    from embedloop.core.feedback import FeedbackStore
+    from tests.conftest import DATASETS, make_settings
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"id": "d1", "text": "Gout is arthritis."}\n{"id": "d2"}\n')
+    refused = run("corpus", "import", str(corpus), home=tiny_home)
+    assert refused.exit_code == 1 and "corpus.jsonl:2" in refused.output and "nothing was written" in refused.output
+    store = FeedbackStore(make_settings(tiny_home).monitoring_url)
+    assert store.corpus() == ([], [])
+    assert run("corpus", "import", str(corpus), "--skip-bad", home=tiny_home).exit_code == 0
+    assert store.corpus()[0] == ["d1"]
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"query": "What is gout?", "positive_id": "d1"}\n{"query": "x", "positive_id": "d9"}\n')
+    unknown = run("feedback", "import", str(pairs), home=tiny_home)
+    assert unknown.exit_code == 1 and "d9" in unknown.output and store.count() == 0
+
+    medquad = DATASETS / "medquad"
+    assert run("corpus", "import", str(medquad), home=tiny_home).exit_code == 0
+    imported = run("feedback", "import", str(medquad), "--split", "test", home=tiny_home)
+    assert imported.exit_code == 0, imported.output
+    assert store.count() > 2000 and "to the probe set" in imported.output  # 10 % went to probes
+    again = run("feedback", "import", str(medquad / "qrels" / "test.tsv"), home=tiny_home)
+    assert "0 pairs added" in again.output and "duplicates skipped" in again.output
+
+
+def test_retrain_dry_run_approve_reject_rollback(tiny_home, tiny_base):
+    from embedloop.core.promotion import mark_candidate
+    from embedloop.core.versions import open_registry, register_version
+    from tests.conftest import make_settings, seed_medquad
+
+    settings = make_settings(tiny_home)
+    seed_medquad(settings, train_queries=250)
+    dry = run("retrain", "--dry-run", home=tiny_home)
+    assert dry.exit_code == 0 and "dry-run" in dry.output and "would train v1" in dry.output
+
+    registry = open_registry(settings)
+    for _ in range(2):
+        register_version(settings, registry, tiny_base)
+    mark_candidate(settings, registry, "v2")
+    mark_candidate(settings, registry, "v3")
+    assert run("models", "approve", "v1", home=tiny_home).exit_code == 1
+    assert "v1 -> v2" in run("models", "approve", "v2", "--reason", "better", home=tiny_home).output
+    assert "rejected v3" in run("models", "reject", "v3", "--reason", "worse", home=tiny_home).output
+    assert "v2 -> v1" in run("models", "rollback", home=tiny_home).output
+    listing = run("models", "list", home=tiny_home).output
+    assert "rolled_back" in listing and "rejected" in listing
+    history = run("models", "history", home=tiny_home).output
+    assert history.index("rollback") < history.index("reject") < history.index("approve")

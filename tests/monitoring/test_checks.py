@@ -43,7 +43,7 @@ def test_drift_is_declared_after_consecutive_shifted_windows(tiny_home, queries_
     settings = make_settings(tiny_home, monitoring={"drift": {"window_size": 150, "reference_size": 400,
                                                               "consecutive": 2}})
     empty = run_drift_check(settings)
-    assert empty.status == "waiting" and "no traffic and no probe queries" in empty.message
+    assert empty.status == "waiting" and "0 of 150 queries logged" in empty.message
     log_traffic(settings, queries_by_source["GARD"][:400])
     first = run_drift_check(settings)  # builds the reference from traffic, then waits for new queries
     assert first.status == "waiting"
@@ -75,7 +75,7 @@ def test_probe_check_reports_groups_and_alarms_below_the_floor(tiny_home):
     assert "below the floor" in report.message
     assert set(report.figures["groups"]) and sum(g["queries"] for g in report.figures["groups"].values()) == 60
     assert 0 <= report.figures["recall@10"] <= 1
-    cached = list((small.home / "cache" / "probe-corpus").glob("v1-*.npy"))
+    cached = list(small.corpus_cache_dir.glob("*.npy"))
     assert len(cached) == 1
     again = run_probe_check(small)  # default floor 0.8 still alarms; the corpus comes from the cache
     assert again.figures["recall@10"] == pytest.approx(report.figures["recall@10"])

@@ -1,0 +1,33 @@
+from types import SimpleNamespace
+
+from embedloop.core.feedback import FeedbackItem, FeedbackStore
+from embedloop.core.settings import RetrainSettings
+from embedloop.retrain.data import assemble, is_validation
+
+
+def fill(store, start, n):
+    store.add([FeedbackItem(query=f"question {i}", positive_id="d1") for i in range(start, start + n)],
+              origin="api", probe_fraction=0.0)
+
+
+def test_new_pairs_replay_and_a_stable_validation_split(tmp_path):
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'labels.db'}")
+    store.add_documents({"d1": "an answer"})
+    fill(store, 0, 400)
+    settings = RetrainSettings(replay_ratio=0.5, validation_fraction=0.1, max_validation=1000)
+    base = SimpleNamespace(training={})
+    first = assemble(store, base, settings)
+    assert first.replayed == 0 and first.feedback_upto == 400
+    assert first.new_pairs + len(first.validation) == 400 and 20 <= len(first.validation) <= 60
+    assert all(is_validation(p.query, 0.1) for p in first.validation)
+    assert not {p.query for p in first.train} & {p.query for p in first.validation}
+
+    fill(store, 400, 100)  # a child version trained on the first 400 sees 100 new ones
+    child = SimpleNamespace(training={"data": first.summary()})
+    second = assemble(store, child, settings)
+    new = [p for p in second.train if p.feedback_id > 400]
+    old = [p for p in second.train if p.feedback_id <= 400]
+    assert len(new) == second.new_pairs and 80 <= second.new_pairs <= 100
+    assert len(old) == second.replayed == round(0.5 * second.new_pairs)
+    assert {p.query for p in first.validation} <= {p.query for p in second.validation}  # still held out
+    assert not {p.query for p in second.train} & {p.query for p in second.validation}

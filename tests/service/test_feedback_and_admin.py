@@ -1,0 +1,120 @@
+"""/v1/feedback and the admin API, in-process on the tiny model."""
+
+import httpx
+import pytest
+
+from embedloop.core.feedback import FeedbackStore
+from embedloop.core.probes import ProbeStore
+from embedloop.core.promotion import mark_candidate
+from embedloop.core.registry import PRODUCTION
+from embedloop.core.versions import open_registry, register_version
+from embedloop.service.app import create_app
+from embedloop.service.engine import Engine
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.anyio
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+async def client(tiny_home):
+    settings = make_settings(tiny_home, admin={"token": TOKEN}, monitoring={"probes": {"feedback_fraction": 0.0}})
+    FeedbackStore(settings.monitoring_url).add_documents({"d1": "Glaucoma damages the optic nerve.",
+                                                          "d2": "Asthma narrows the airways."})
+    engine = Engine(settings)
+    await engine.start()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)), base_url="http://t") as c:
+        yield c, settings
+    await engine.stop()
+
+
+async def test_feedback_single_and_batch_is_stored(client):
+    http, settings = client
+    one = await http.post("/v1/feedback", json={"query": "What is glaucoma?", "positive_id": "d1"})
+    assert one.status_code == 200 and one.json()["accepted"] == 1
+    batch = await http.post("/v1/feedback", json=[
+        {"query": "What is glaucoma?", "positive_id": "d1"},
+        {"query": "Asthma treatment?", "positive_text": "Inhalers help.", "negative_ids": ["d1"], "group": "lungs"}])
+    assert batch.json() == {"object": "feedback.result", "accepted": 1, "to_probes": 0, "duplicates": 1}
+    pairs = FeedbackStore(settings.monitoring_url).pairs()
+    assert [(p.query, p.positive, p.negatives) for p in pairs] == [
+        ("What is glaucoma?", "Glaucoma damages the optic nerve.", []),
+        ("Asthma treatment?", "Inhalers help.", ["Glaucoma damages the optic nerve."])]
+
+
+@pytest.mark.parametrize("body, param, code", [
+    (b"{", None, "invalid_json"),
+    (b"[]", None, "empty_input"),
+    (b'{"query": "q"}', None, "invalid_value"),
+    (b'[{"query": "q", "positive_id": "d1"}, 7]', None, "invalid_value"),
+    (b'[{"query": "q", "positive_id": "d1"}, {"query": "", "positive_id": "d1"}]', "[1].query", "invalid_value"),
+    (b'[{"query": "q", "positive_id": "d1"}, {"query": "r", "positive_id": "nope"}]', "[1]", "unknown_document"),
+])
+async def test_bad_feedback_is_a_400_and_writes_nothing(client, body, param, code):
+    http, settings = client
+    response = await http.post("/v1/feedback", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == code
+    if param:
+        assert response.json()["error"]["param"] == param
+    assert FeedbackStore(settings.monitoring_url).count() == 0
+
+
+async def test_feedback_share_for_probes(tiny_home):
+    settings = make_settings(tiny_home, monitoring={"probes": {"feedback_fraction": 1.0}})
+    FeedbackStore(settings.monitoring_url).add_documents({"d1": "Glaucoma damages the optic nerve."})
+    engine = Engine(settings)
+    await engine.start()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)), base_url="http://t") as http:
+        response = await http.post("/v1/feedback", json={"query": "glaucoma?", "positive_id": "d1", "group": "eyes"})
+    await engine.stop()
+    assert response.json()["to_probes"] == 1
+    assert ProbeStore(settings.monitoring_url).load().groups == ["eyes"]
+
+
+async def test_admin_needs_the_bearer_token(client):
+    http, _ = client
+    for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": f"Basic {TOKEN}"}):
+        response = await http.get("/admin/models", headers=headers)
+        assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["error"]["type"] == "authentication_error"
+    ok = await http.get("/admin/models", headers={"authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200 and ok.json()["data"][0]["aliases"] == ["production"]
+
+
+async def test_admin_is_off_without_a_token(tiny_home):
+    engine = Engine(make_settings(tiny_home))
+    await engine.start()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)), base_url="http://t") as http:
+        response = await http.post("/admin/rollback", headers={"authorization": "Bearer anything"})
+    await engine.stop()
+    assert response.status_code == 503 and response.json()["error"]["code"] == "admin_disabled"
+
+
+async def test_approve_reject_rollback_over_the_admin_api(client, tiny_base):
+    http, settings = client
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    registry = open_registry(settings)
+    for _ in range(2):
+        register_version(settings, registry, tiny_base)
+    mark_candidate(settings, registry, "v2")
+    mark_candidate(settings, registry, "v3")
+
+    assert (await http.post("/admin/models/v9/approve", headers=auth)).status_code == 404
+    assert (await http.post("/admin/models/v1/approve", headers=auth)).status_code == 409  # not a candidate
+    bad = await http.post("/admin/models/v2/approve", headers=auth, json={"reason": 5})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "reason"
+    approved = await http.post("/admin/models/v2/approve", headers=auth, json={"reason": "better", "actor": "ana"})
+    assert approved.json() == {"alias": PRODUCTION, "from": "v1", "to": "v2"}
+    rejected = await http.post("/admin/models/v3/reject", headers=auth, json={"reason": "worse on GARD"})
+    assert rejected.json()["state"] == "rejected"
+    back = await http.post("/admin/rollback", headers=auth, json={"reason": "complaints"})
+    assert back.json() == {"alias": PRODUCTION, "from": "v2", "to": "v1"}
+    history = (await http.get("/admin/history?limit=3", headers=auth)).json()["data"]
+    assert [(e["action"], e["actor"], e["from"], e["to"]) for e in history] == [
+        ("rollback", "admin-api", "v2", "v1"), ("reject", "admin-api", None, "v3"), ("approve", "ana", "v1", "v2")]
+    assert (await http.get("/admin/history?limit=x", headers=auth)).status_code == 400
