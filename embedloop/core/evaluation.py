@@ -6,6 +6,7 @@ cached per (graph checksum, corpus fingerprint): a version's corpus is embedded 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -25,12 +26,19 @@ def encode_in_chunks(encoder: OnnxEncoder, texts: list[str], progress=None, chun
     return np.concatenate(parts) if parts else np.empty((0, encoder.dimensions), dtype=np.float32)
 
 
-def cached_corpus_embeddings(encoder: OnnxEncoder, model_key: str, probes: ProbeSet, cache_dir: Path,
-                             progress=None) -> np.ndarray:
-    path = Path(cache_dir) / f"{model_key}-{probes.corpus_fingerprint()}.npy"
+def corpus_fingerprint(doc_ids: list[str], doc_texts: list[str]) -> str:
+    digest = hashlib.sha256()
+    for doc_id, text in zip(doc_ids, doc_texts):
+        digest.update(doc_id.encode() + b"\0" + text.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def cached_corpus_embeddings(encoder: OnnxEncoder, model_key: str, doc_ids: list[str], doc_texts: list[str],
+                             cache_dir: Path, progress=None) -> np.ndarray:
+    path = Path(cache_dir) / f"{model_key}-{corpus_fingerprint(doc_ids, doc_texts)}.npy"
     if path.is_file():
         return np.load(path)
-    vectors = encode_in_chunks(encoder, probes.doc_texts, progress)
+    vectors = encode_in_chunks(encoder, doc_texts, progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, vectors)
@@ -43,7 +51,7 @@ def evaluate_probes(encoder: OnnxEncoder, model_key: str, probes: ProbeSet, cach
     """Overall and per-group retrieval metrics; ``subset`` limits the queries (indices)."""
     if not probes.query_ids:
         raise ValueError("the probe set is empty: import one with `embedloop probe import`")
-    docs = cached_corpus_embeddings(encoder, model_key, probes, cache_dir, progress)
+    docs = cached_corpus_embeddings(encoder, model_key, probes.doc_ids, probes.doc_texts, cache_dir, progress)
     idx_all = np.arange(len(probes.query_ids)) if subset is None else np.asarray(subset)
     queries = encoder.encode([probes.query_texts[i] for i in idx_all])
     relevant = [probes.relevant[i] for i in idx_all]

@@ -59,12 +59,6 @@ class ProbeSet:
     relevant: list[set[str]]
     added_at: list[float]
 
-    def corpus_fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        for doc_id, text in zip(self.doc_ids, self.doc_texts):
-            digest.update(doc_id.encode() + b"\0" + text.encode() + b"\0")
-        return digest.hexdigest()[:16]
-
 
 class ProbeStore:
     def __init__(self, url: str) -> None:

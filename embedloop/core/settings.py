@@ -87,9 +87,10 @@ class ProbeSettings(BaseModel):
     split: str = Field("test", description="qrels split of that dataset")
     group_field: str = Field("source", description="query field naming a probe group")
     interval_s: float = Field(3600.0, gt=0, description="how often the probe check runs")
-    recall_floor: float = Field(0.8, ge=0, le=1, description="alarm when recall@10 falls below")
+    metric: Literal["recall@10", "mrr@10", "ndcg@10"] = Field("recall@10", description="what the alarm watches")
+    floor: float = Field(0.8, ge=0, le=1, description="alarm when the metric falls below")
     max_drop: float = Field(0.05, ge=0, le=1,
-                            description="alarm when recall@10 drops this far below its value at promotion")
+                            description="alarm when the metric drops this far below its value at promotion")
     feedback_fraction: float = Field(0.1, ge=0, le=1,
                                      description="share of feedback (by query hash) that becomes probes")
 

@@ -134,9 +134,9 @@ def run_probe_check(settings: Settings, version: str | None = None, progress=Non
                              progress)
     store = MonitoringStore(settings.monitoring_url)
     previous = store.probe_runs(version)
-    baseline = previous[-1].metrics["recall@10"] if previous else None  # the first run: at promotion
-    recall10 = result["metrics"]["recall@10"]
-    alarm = probe_alarm(recall10, baseline, p.recall_floor, p.max_drop) if version == production else None
+    baseline = previous[-1].metrics[p.metric] if previous else None  # the first run: at promotion
+    value = result["metrics"][p.metric]
+    alarm = probe_alarm(value, baseline, p.floor, p.max_drop, p.metric) if version == production else None
     store.add_probe_run(version, result["metrics"], result["groups"], alarm)
     for k in (1, 5, 10):
         metrics.PROBE_RECALL.labels(version, str(k)).set(result["metrics"][f"recall@{k}"])
@@ -145,7 +145,7 @@ def run_probe_check(settings: Settings, version: str | None = None, progress=Non
     for group, m in result["groups"].items():
         metrics.PROBE_GROUP_RECALL.labels(version, group).set(m["recall@10"])
     metrics.PROBE_ALARM.labels(version).set(1 if alarm else 0)
-    figures = {**result["metrics"], "baseline_recall@10": baseline, "groups": result["groups"]}
+    figures = {**result["metrics"], f"baseline_{p.metric}": baseline, "groups": result["groups"]}
     return CheckReport("probe", version, "alarm" if alarm else "ok", figures,
                        trigger="probe_recall" if alarm else None, message=alarm or "")
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from embedloop.core.encoder import OnnxEncoder
-from embedloop.core.evaluation import encode_in_chunks
 from embedloop.core.feedback import TrainingPair
 from embedloop.core.settings import RetrainSettings
 
@@ -27,13 +26,14 @@ class Example:
 
 
 class ServedEmbeddings:
-    """Embeds through the int8 encoder and remembers the corpus, for mining and validation."""
+    """Embeds through the int8 encoder, with the corpus already embedded (the same cache as the
+    probe check: usually nothing left to compute)."""
 
-    def __init__(self, encoder: OnnxEncoder, corpus: list[str], progress=None) -> None:
+    def __init__(self, encoder: OnnxEncoder, corpus_vectors: np.ndarray, corpus: list[str]) -> None:
         self.encoder = encoder
         self.corpus = corpus
         self.row = {text: i for i, text in enumerate(corpus)}
-        self.corpus_vectors = encode_in_chunks(encoder, corpus, progress)
+        self.corpus_vectors = corpus_vectors
 
     def documents(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in texts if t not in self.row]

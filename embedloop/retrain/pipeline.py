@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from embedloop.core.encoder import OnnxEncoder
+from embedloop.core.evaluation import cached_corpus_embeddings
 from embedloop.core.feedback import FeedbackStore
 from embedloop.core.probes import ProbeStore
 from embedloop.core.promotion import mark_candidate
@@ -113,7 +114,9 @@ def _run(settings: Settings, registry: Registry, runs: RunStore, run_id: int, pa
     parent_checkpoint = version_dir(settings, parent) / parent.manifest["checkpoint"]
     parent_encoder = load_encoder(settings, parent)
     doc_ids, corpus = FeedbackStore(settings.monitoring_url).corpus()
-    embeddings = ServedEmbeddings(parent_encoder, corpus, lambda d, t: report("embedding corpus", d, t))
+    vectors = cached_corpus_embeddings(parent_encoder, graph_key(parent), doc_ids, corpus, settings.corpus_cache_dir,
+                                       lambda d, t: report("embedding corpus", d, t))
+    embeddings = ServedEmbeddings(parent_encoder, vectors, corpus)
     examples, mined = mine(load_checkpoint(parent_checkpoint), embeddings, data.train, r)
 
     phase("training")

@@ -65,7 +65,7 @@ def test_drift_is_declared_after_consecutive_shifted_windows(tiny_home, queries_
 
 
 def test_probe_check_reports_groups_and_alarms_below_the_floor(tiny_home):
-    settings = make_settings(tiny_home, monitoring={"probes": {"recall_floor": 0.99}})
+    settings = make_settings(tiny_home, monitoring={"probes": {"floor": 0.99}})
     store = ProbeStore(settings.monitoring_url)
     queries, docs = store.import_beir(MEDQUAD, "test", "source", limit=60)
     assert queries == 60 and docs == 15736
