@@ -133,6 +133,44 @@ def daemon(
 app.command()(status)
 
 
+@app.command()
+def demo(
+    dataset: Path = typer.Option(..., help="a BEIR folder whose queries carry a group field (e.g. source)"),
+    out: Path = typer.Option(Path("embedloop-demo"), help="folder for the report, logs and the demo's own state"),
+    quick: bool = typer.Option(False, help="a small subset: a few minutes"),
+    group_field: str = typer.Option("source", help="query field that splits traffic before / after the shift"),
+    port: int = typer.Option(0, help="service port on 127.0.0.1 (0: a free one)"),
+    sts: Optional[Path] = typer.Option(None, help="STS-B style jsonl for the retention gate"),
+) -> None:
+    """Play the continual-learning story on real data and write an HTML report."""
+    import socket
+
+    from embedloop.app.demo import Demo, DemoFailed
+
+    if not (dataset / "corpus.jsonl").is_file():
+        fail(f"{dataset} is not a BEIR folder (no corpus.jsonl)")
+    if port == 0:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    out = out.resolve()
+    os.environ.pop("EMBEDLOOP_HOME", None)
+    settings_for(out / "state")
+    with console.status("starting") as line:
+        runner = Demo(dataset.resolve(), out, quick, group_field, port, sts.resolve() if sts else None,
+                      lambda text: line.update(text))
+        try:
+            summary = runner.run()
+        except DemoFailed as exc:
+            fail(f"{exc} (logs and the report so far in {out})")
+        except KeyboardInterrupt:
+            fail(f"stopped; the service and daemon are down, the state in {out / 'state'} is consistent; "
+                 f"the report so far is in {out}", code=130)
+    head = summary["headline"]
+    console.print_json(data=head)
+    console.print(f"report: [bold]{summary['report']}[/bold]")
+
+
 def main() -> None:
     app()
 

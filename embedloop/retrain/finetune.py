@@ -27,12 +27,22 @@ def load_checkpoint(path: Path):
     return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
 
+def use_bf16(precision: str) -> bool:
+    if precision != "auto":
+        return precision == "bf16"
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
 def train(parent_checkpoint: Path, examples: list[Example], settings: RetrainSettings, work_dir: Path,
           progress: Progress | None = None):
     """The fine-tuned SentenceTransformer (not saved)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.training_args import BatchSamplers
     from transformers import TrainerCallback
 
@@ -53,6 +63,7 @@ def train(parent_checkpoint: Path, examples: list[Example], settings: RetrainSet
         warmup_ratio=settings.warmup_ratio, seed=settings.seed, data_seed=settings.seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no", report_to="none",
         logging_strategy="no", disable_tqdm=True, use_cpu=True, dataloader_num_workers=0,
+        bf16=use_bf16(settings.precision),
     )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns),
                                          loss=MultipleNegativesRankingLoss(model), callbacks=[Report()])
@@ -66,7 +77,7 @@ def mix(parent: dict, tuned: dict, alpha: float) -> dict:
 
 
 def validation_corpus(embeddings: ServedEmbeddings, validation: list[TrainingPair], seed: int,
-                      neighbours: int = 10, random_docs: int = 500) -> list[str]:
+                      neighbours: int = 5, random_docs: int = 300) -> list[str]:
     """The validation positives, each query's nearest documents under the parent, and a random
     sample: small enough to re-embed per interpolation coefficient, hard enough to tell them apart."""
     from embedloop.core.retrieval import top_k

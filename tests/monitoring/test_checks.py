@@ -89,3 +89,19 @@ def test_reference_from_probe_queries_when_there_is_no_traffic(tiny_home):
     reference = MonitoringStore(settings.monitoring_url).reference("v1")
     assert report.status == "waiting" and reference.origin == "probes"
     assert reference.embeddings.shape == (40, 32) and np.all(reference.lengths > 3)
+
+
+def test_a_production_move_rebuilds_the_reference_from_the_traffic_after_it(tiny_home, queries_by_source):
+    settings = make_settings(tiny_home, monitoring={"drift": {"window_size": 100, "reference_size": 200}})
+    log_traffic(settings, queries_by_source["GARD"][:200])
+    run_drift_check(settings)
+    store = MonitoringStore(settings.monitoring_url)
+    first = store.reference("v1")
+    registry = open_registry(settings)
+    registry.move_alias("production", "v1", action="rollback", reason="back to v1")  # production moved (to v1 again)
+    waiting = run_drift_check(settings)
+    assert waiting.status == "waiting" and "0 of 100 queries logged" in waiting.message  # no probe stand-in now
+    log_traffic(settings, queries_by_source["NHLBI"][:150])
+    run_drift_check(settings)
+    rebuilt = store.reference("v1")
+    assert rebuilt.built_at > first.built_at and rebuilt.origin == "traffic" and len(rebuilt.embeddings) == 150

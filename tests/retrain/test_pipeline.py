@@ -77,7 +77,7 @@ def phase_of(home):
         return None
 
 
-@pytest.mark.parametrize("kill_at", ["mining", "training", "gating"])
+@pytest.mark.parametrize("kill_at", ["mining", "training", "exporting", "gating"])
 def test_kill_9_leaves_the_registry_consistent_and_the_next_start_cleans_up(tiny_home, kill_at):
     settings = make_settings(tiny_home)
     seed_medquad(settings)
