@@ -87,49 +87,45 @@ def models_promote(
     console.print(f"production: {move.from_version} -> {move.to_version}")
 
 
-@models_app.command("approve")
-def models_approve(version: str, reason: str = typer.Option("", help="why (kept in the audit log)"),
-                   home: Optional[Path] = HomeOption) -> None:
-    """Promote a waiting candidate (or a rolled-back version) to production."""
-    from embedloop.core.promotion import approve
+def registry_move(home: Optional[Path], move):  # noqa: ANN001, ANN201 - move(settings, registry) -> result
+    """Run one promotion-module move; a refused move is a message and exit code 1."""
     from embedloop.core.registry import RegistryError
 
     settings = settings_for(home)
     try:
-        move = approve(settings, registry_for(home), version, reason=reason)
+        return move(settings, registry_for(home))
     except RegistryError as exc:
         fail(str(exc))
+
+
+ReasonOption = typer.Option("", help="why (kept in the audit log)")
+
+
+@models_app.command("approve")
+def models_approve(version: str, reason: str = ReasonOption, home: Optional[Path] = HomeOption) -> None:
+    """Promote a waiting candidate (or a rolled-back version) to production."""
+    from embedloop.core.promotion import approve
+
+    move = registry_move(home, lambda s, r: approve(s, r, version, reason=reason))
     console.print(f"approved: production {move.from_version} -> {move.to_version}")
 
 
 @models_app.command("reject")
-def models_reject(version: str, reason: str = typer.Option("", help="why (kept in the audit log)"),
-                  home: Optional[Path] = HomeOption) -> None:
+def models_reject(version: str, reason: str = ReasonOption, home: Optional[Path] = HomeOption) -> None:
     """Refuse a waiting candidate."""
     from embedloop.core.promotion import reject
-    from embedloop.core.registry import RegistryError
 
-    settings = settings_for(home)
-    try:
-        reject(settings, registry_for(home), version, reason=reason)
-    except RegistryError as exc:
-        fail(str(exc))
+    registry_move(home, lambda s, r: reject(s, r, version, reason=reason))
     console.print(f"rejected {version}")
 
 
 @models_app.command("rollback")
 def models_rollback(to: Optional[str] = typer.Option(None, "--to", help="version (default: the previous one)"),
-                    reason: str = typer.Option("", help="why (kept in the audit log)"),
-                    home: Optional[Path] = HomeOption) -> None:
+                    reason: str = ReasonOption, home: Optional[Path] = HomeOption) -> None:
     """Put the previous production version (or --to VERSION) back into production."""
     from embedloop.core.promotion import rollback
-    from embedloop.core.registry import RegistryError
 
-    settings = settings_for(home)
-    try:
-        move = rollback(settings, registry_for(home), to=to, reason=reason)
-    except RegistryError as exc:
-        fail(str(exc))
+    move = registry_move(home, lambda s, r: rollback(s, r, to=to, reason=reason))
     console.print(f"rolled back: production {move.from_version} -> {move.to_version}")
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from embedloop.core import promotion
 from embedloop.core.registry import RegistryError, UnknownVersion
+from embedloop.service.body import parse_json
 from embedloop.service.errors import ApiError
 
 DEFAULT_ACTOR = "admin-api"
@@ -39,12 +39,7 @@ async def read_json(request: Request) -> dict:
         raise ApiError(413, "admin request body too large", code="request_too_large")
     if not body.strip():
         return {}
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(payload, dict):
-        raise ApiError(400, "request body must be a JSON object", code="invalid_json")
+    payload = parse_json(body)
     for key in ("reason", "actor", "to"):
         if key in payload and payload[key] is not None and not isinstance(payload[key], str):
             raise ApiError(400, f"{key} must be a string", code="invalid_value", param=key)

@@ -23,7 +23,7 @@ from embedloop.core.querylog import RequestRecord, SampledText
 from embedloop.service import metrics
 from embedloop.service.admin import routes as admin_routes
 from embedloop.service.batcher import QueueFull
-from embedloop.service.body import read_body
+from embedloop.service.body import parse_json, read_body
 from embedloop.service.engine import Engine
 from embedloop.service.errors import ApiError
 from embedloop.service.feedback import post_feedback
@@ -37,12 +37,7 @@ TOKENIZE_INLINE_MAX = 64  # bigger requests tokenize in a thread so the event lo
 
 
 def parse_request(body: bytes, max_inputs: int) -> EmbeddingRequest:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(payload, dict):
-        raise ApiError(400, "request body must be a JSON object", code="invalid_json")
+    payload = parse_json(body)
     try:
         req = EmbeddingRequest.model_validate(payload)
     except ValidationError as exc:

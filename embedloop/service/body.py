@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from starlette.requests import Request
 
 from embedloop.service.errors import ApiError
@@ -19,3 +22,14 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise too_big
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def parse_json(body: bytes, *, object_only: bool = True) -> Any:
+    """The decoded body; 400 ``invalid_json`` when it is not JSON (or not an object, if asked)."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if object_only and not isinstance(payload, dict):
+        raise ApiError(400, "request body must be a JSON object", code="invalid_json")
+    return payload

@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from embedloop.core.feedback import FeedbackError, FeedbackItem
 from embedloop.service import metrics
-from embedloop.service.body import read_body
+from embedloop.service.body import parse_json, read_body
 from embedloop.service.errors import ApiError
 
 
 def parse_items(body: bytes, max_items: int) -> list[FeedbackItem]:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    payload = parse_json(body, object_only=False)
     records = payload if isinstance(payload, list) else [payload]
     if not records:
         raise ApiError(400, "no feedback items", code="empty_input")
