@@ -99,6 +99,8 @@ def retrain_command(
 
         def progress(phase: str, done: int, total: int) -> None:
             if phase not in tasks:
+                for task in tasks.values():  # a new step: the ones before it are over
+                    bars.stop_task(task)
                 tasks[phase] = bars.add_task(phase, total=total or None)
             bars.update(tasks[phase], completed=done, total=total or None)
 

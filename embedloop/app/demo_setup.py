@@ -45,7 +45,7 @@ class Size:
     extra_docs: int
 
 
-QUICK = Size(groups=2, train_per_group=150, test_per_group=30, extra_docs=200)
+QUICK = Size(groups=2, train_per_group=250, test_per_group=30, extra_docs=200)
 FULL = Size(groups=3, train_per_group=800, test_per_group=80, extra_docs=2000)
 
 

@@ -64,6 +64,7 @@ def mine(model, embeddings: ServedEmbeddings, pairs: list[TrainingPair], setting
         model, corpus=embeddings.corpus, range_max=settings.mining_range_max,
         relative_margin=settings.mining_relative_margin, num_negatives=n, sampling_strategy="top",
         output_format="n-tuple", batch_size=64, verbose=verbose,
+        faiss_batch_size=1024,  # queries scored against the corpus at once: bounds the score matrix
     )
     found: dict[tuple[str, str], list[str]] = {}
     columns = [c for c in mined.column_names if c.startswith("negative")]
