@@ -14,6 +14,7 @@ from the first's version; MRR@10 on the first batch's sources after each. Set-up
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -21,7 +22,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from common import DATASETS, REPO, save
+from common import DATASETS, REPO, RESULTS, save
 
 from embedloop.core.datasets import load_beir
 from embedloop.core.evaluation import evaluate_probes, sts_spearman
@@ -158,14 +159,16 @@ def main() -> None:
     parser.add_argument("--setups", default="1,3", help="comma-separated: 1 (includes 2), 3")
     parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".work" / "retrain")
     args = parser.parse_args()
-    results: dict = {}
+    previous = RESULTS / "retrain.json"  # keep the set-ups not run this time
+    results: dict = {k: v for k, v in json.loads(previous.read_text()).items()
+                     if k in ("question_split", "incremental")} if previous.is_file() else {}
     for setup in args.setups.split(","):
         if setup.strip() == "1":
             results["question_split"] = setup_question_split(args.work)
         elif setup.strip() == "3":
             results["incremental"] = setup_incremental(args.work)
         save("retrain", results)  # after each set-up: a long run keeps what it measured
-    print(__import__("json").dumps({k: v.get("checks", v.get("a_mrr10_change")) for k, v in results.items()},
+    print(json.dumps({k: v.get("checks", v.get("a_mrr10_change")) for k, v in results.items()},
                                    indent=2, default=str))
 
 
