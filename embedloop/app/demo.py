@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,7 @@ from embedloop.app.demo_setup import FULL, QUICK, Scenario, Size, build_scenario
 from embedloop.app.demo_traffic import Traffic
 from embedloop.core.feedback import FeedbackStore
 from embedloop.core.probes import ProbeStore
-from embedloop.core.registry import CANDIDATE, PRODUCTION
+from embedloop.core.registry import CANDIDATE, PRODUCTION, utc_epoch
 from embedloop.core.settings import Settings
 from embedloop.core.versions import ensure_production, graph_key, load_encoder, open_registry, register_version
 from embedloop.monitoring.history import MonitoringStore
@@ -68,12 +69,6 @@ class Events:
 
 class DemoFailed(Exception):
     pass
-
-
-def utc_epoch(moment) -> float:  # noqa: ANN001 - datetimes from SQLite come back naive (UTC)
-    from datetime import timezone
-
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def demo_config(pace: Pace, floor: float, policy: str, sts: Path | None) -> dict:
@@ -158,13 +153,18 @@ class Demo:
             time.sleep(poll)
         raise DemoFailed(f"timed out after {timeout:.0f} s waiting for: {what}")
 
+    @cached_property
+    def stores(self) -> tuple:
+        """Registry, check history and run store, opened once (the status line reads them every second)."""
+        settings = self.settings()
+        return open_registry(settings), MonitoringStore(settings.monitoring_url), RunStore(settings.monitoring_url)
+
     def status(self, what: str) -> None:
         t = self.traffic
-        settings = self.settings()
-        registry = open_registry(settings)
-        drift = MonitoringStore(settings.monitoring_url).drift_runs(limit=1)
-        probe = MonitoringStore(settings.monitoring_url).probe_runs(limit=1)
-        runs = RunStore(settings.monitoring_url).runs(1)
+        registry, history, run_store = self.stores
+        drift = history.drift_runs(limit=1)
+        probe = history.probe_runs(limit=1)
+        runs = run_store.runs(1)
         parts = [what, f"production {registry.alias(PRODUCTION)}"]
         if t is not None:
             parts.append(f"{len(t.sent)} requests, {t.failures()} failed, {t.feedback_sent} feedback")
@@ -220,7 +220,7 @@ class Demo:
         self.traffic = Traffic(self.url, self.pace.rate, self.pace.feedback_share)
 
     def play(self) -> None:
-        s, registry = self.scenario, open_registry(self.settings())
+        s, (registry, store, _) = self.scenario, self.stores
         self.events.add(f"traffic from {', '.join(s.before)}")
         self.traffic.start("before", s.pools["before"])
         ends = time.monotonic() + self.pace.before_s
@@ -238,7 +238,6 @@ class Demo:
                           self.pace.promotion_timeout_s)
         self.events.add(f"{first} promoted by policy auto")
         self.wait(f"hot swap to {first}", lambda: self.serving_version(first), 60, poll=0.5)
-        store = MonitoringStore(self.settings().monitoring_url)
         self.wait(f"probe check of {first}", lambda: store.probe_runs(first, limit=1), 60)
 
         self.write_config(self.scenario.floor, "manual")
@@ -260,11 +259,11 @@ class Demo:
         return utc_epoch(entry.at) > self.shift_at
 
     def _next_candidate(self) -> str | None:
-        registry = open_registry(self.settings())
+        registry, _, run_store = self.stores
         candidate = registry.alias(CANDIDATE)
         if candidate is not None and registry.state(candidate).state == "candidate":
             return candidate
-        runs = RunStore(self.settings().monitoring_url).runs(1)
+        runs = run_store.runs(1)
         if runs and runs[0].status == "rejected" and runs[0].started_at > self.events.marks[-1][0]:
             self.events.add(f"{runs[0].version} rejected: {runs[0].message[:120]}")
         if not runs or runs[0].status != "running":  # ask for a run; it says when it has too few pairs

@@ -13,17 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from embedloop.core.registry import PRODUCTION
+from embedloop.core.registry import PRODUCTION, utc_epoch
 from embedloop.core.settings import Settings
 from embedloop.core.versions import open_registry
 from embedloop.monitoring.history import MonitoringStore
 from embedloop.retrain.runs import RunStore
-
-
-def utc_epoch(moment) -> float:  # noqa: ANN001
-    from datetime import timezone
-
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def collect(settings: Settings, traffic, events, shift_at: float | None) -> dict:  # noqa: ANN001

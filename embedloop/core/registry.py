@@ -26,6 +26,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def utc_epoch(moment: datetime) -> float:
+    """A registry time as a Unix time: SQLite hands datetimes back naive; they are UTC."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def default_actor() -> str:
     try:
         return getpass.getuser()
@@ -275,10 +280,7 @@ class Registry:
         """When ``alias`` last moved, as a Unix time (SQLite hands datetimes back naive; they are UTC)."""
         with self.session() as s:
             row = s.get(Alias, alias)
-        if row is None:
-            return None
-        moment = row.updated_at
-        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+        return utc_epoch(row.updated_at) if row is not None else None
 
     def history(self, limit: int | None = None) -> list[AuditEntry]:
         with self.session() as s:
