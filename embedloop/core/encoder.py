@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from tokenizers import Tokenizer
 from embedloop.core.runtime import choose_providers, session_options
 
 MANIFEST = "manifest.json"
+# What one forward pass costs beyond its tokens, in token-steps: on a CPU a call with one short
+# row takes about as long as 10-20 extra tokens (benchmarks/serving.py measures the effect).
+CALL_OVERHEAD_TOKENS = 16
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,30 @@ class TokenizedText:
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
     return x / np.clip(np.linalg.norm(x, axis=1, keepdims=True), 1e-12, None)
+
+
+def plan_passes(sorted_lengths: np.ndarray, max_rows: int, overhead_tokens: int) -> list[tuple[int, int]]:
+    """Cut texts sorted by length into forward passes ``[start, end)`` of least estimated cost.
+
+    A pass costs about ``overhead_tokens + rows x longest row`` token-steps: padding is paid like
+    real tokens, and every call has a fixed cost. One pass for a whole mixed batch pays for a lot
+    of padding, one pass per text pays the call cost each time; dynamic programming over the
+    sorted lengths finds the cheapest cut in O(n x max_rows).
+    """
+    n = len(sorted_lengths)
+    best = np.zeros(n + 1)
+    cut = np.zeros(n + 1, dtype=np.int64)
+    for end in range(1, n + 1):
+        width = sorted_lengths[end - 1]  # the longest row of any pass ending here
+        starts = np.arange(max(0, end - max_rows), end)
+        costs = best[starts] + overhead_tokens + (end - starts) * width
+        i = int(np.argmin(costs))
+        best[end], cut[end] = costs[i], starts[i]
+    passes, end = [], n
+    while end > 0:
+        passes.append((int(cut[end]), end))
+        end = int(cut[end])
+    return passes[::-1]
 
 
 def read_manifest(version_dir: Path) -> dict[str, Any]:
@@ -101,14 +129,20 @@ class OnnxEncoder:
             pooled = normalize_rows(pooled)
         return pooled
 
-    def embed_sorted(self, batch: list[np.ndarray], sub_batch: int = 32) -> np.ndarray:
-        """Like :meth:`embed_tokens`, but sorted by length and run in sub-batches of similar length,
-        so short texts are not padded to the longest one."""
-        order = np.argsort([ids.shape[0] for ids in batch], kind="stable")
+    def embed_sorted(self, batch: list[np.ndarray], sub_batch: int = 32,
+                     overhead_tokens: int = CALL_OVERHEAD_TOKENS,
+                     on_pass: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Like :meth:`embed_tokens`, but sorted by length and run in forward passes of similar
+        length (at most ``sub_batch`` rows each, split where padding would cost more than a call).
+        ``on_pass(rows, width)`` is told the shape of every pass."""
+        lengths = np.array([ids.shape[0] for ids in batch])
+        order = np.argsort(lengths, kind="stable")
         out = np.empty((len(batch), self.dimensions), dtype=np.float32)
-        for start in range(0, len(order), sub_batch):
-            idx = order[start : start + sub_batch]
+        for start, end in plan_passes(lengths[order], sub_batch, overhead_tokens):
+            idx = order[start:end]
             out[idx] = self.embed_tokens([batch[i] for i in idx])
+            if on_pass is not None:
+                on_pass(end - start, int(lengths[idx[-1]]))
         return out
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:

@@ -41,7 +41,10 @@ class ServingSettings(BaseModel):
     port: int = 3000
     model_alias: str = Field("embedloop", description="public model name meaning the production version")
     max_batch_items: int = Field(256, ge=1, description="texts taken from the queue at once")
-    sub_batch_items: int = Field(32, ge=1, description="texts per forward pass, after sorting a batch by length")
+    sub_batch_items: int = Field(32, ge=1, description="most texts per forward pass (a batch is sorted by length "
+                                 "and cut into passes where padding would cost more than a call)")
+    pass_overhead_tokens: int = Field(16, ge=0, description="cost of one forward pass beyond its tokens, in tokens; "
+                                      "weighs padding against the number of passes")
     max_batch_tokens: int = Field(16384, ge=16, description="padded tokens per forward pass")
     max_wait_ms: float = Field(2.0, ge=0, description="how long a lone request may wait for company")
     max_queue_texts: int = Field(2048, ge=1, description="queued texts before answering 429")
@@ -55,6 +58,8 @@ class ServingSettings(BaseModel):
     ort_allow_spinning: bool = Field(False, description="let idle ONNX Runtime threads spin (steals CPU from HTTP)")
     use_gpu: bool = Field(True, description="use CUDA when onnxruntime-gpu and a GPU are present")
     retry_after_s: int = Field(1, ge=1)
+    trace_embeddings: bool = Field(False, description="OpenTelemetry spans for /v1/embeddings requests "
+                                   "(BentoML records them even with no exporter; they cost throughput)")
 
 
 class QueryLogSettings(BaseModel):

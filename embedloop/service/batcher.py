@@ -144,8 +144,6 @@ class Batcher:
                 started = time.perf_counter()
                 vectors = await loop.run_in_executor(self.executor, self.embed, [it.ids for it in batch])
                 metrics.INFERENCE_LATENCY.observe(time.perf_counter() - started)
-                metrics.BATCH_SIZE.observe(len(batch))
-                metrics.BATCH_TOKENS.observe(len(batch) * max(it.ids.shape[0] for it in batch))
             except Exception as exc:  # the model failed: fail these requests, keep serving others
                 for item in batch:
                     if not item.job.future.done():

@@ -30,7 +30,7 @@ BATCH_TOKENS = Histogram(
 )
 INFERENCE_LATENCY = Histogram(
     "embedloop_inference_duration_seconds",
-    "Time of one forward pass",
+    "Time of one batch taken from the queue (one or more forward passes)",
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
 )
 QUEUE_DEPTH = Gauge("embedloop_queue_depth_texts", "Texts waiting for a forward pass", multiprocess_mode="livesum")

@@ -28,6 +28,11 @@ WARMUP_TEXTS = ["warm up", "a slightly longer sentence to warm up the model with
 RETRY_FAILED_AFTER_S = 60.0
 
 
+def observe_pass(rows: int, width: int) -> None:
+    metrics.BATCH_SIZE.observe(rows)
+    metrics.BATCH_TOKENS.observe(rows * width)
+
+
 class UnknownVersion(Exception):
     pass
 
@@ -78,7 +83,9 @@ class ModelPool:
             raise VersionUnavailable(f"version {name} cannot be loaded: {exc}") from exc
         metrics.MODEL_LOADS.labels("ok").inc()
         log.info("loaded version %s on %s", name, encoder.provider)
-        embed = functools.partial(encoder.embed_sorted, sub_batch=self.settings.serving.sub_batch_items)
+        serving = self.settings.serving
+        embed = functools.partial(encoder.embed_sorted, sub_batch=serving.sub_batch_items,
+                                  overhead_tokens=serving.pass_overhead_tokens, on_pass=observe_pass)
         return LoadedModel(name, encoder, Batcher(embed, self.executor, self.limits))
 
     async def _load(self, name: str) -> LoadedModel:
