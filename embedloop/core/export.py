@@ -88,15 +88,36 @@ def describe_checkpoint(model) -> dict[str, Any]:  # noqa: ANN001 - SentenceTran
     }
 
 
-def quantize(onnx_dir: Path, settings: ExportSettings) -> str:
-    from optimum.onnxruntime import ORTQuantizer
+def quantization_config(isa: str, per_channel: bool):
+    """optimum's dynamic-quantization preset for ``isa``, with signed 7-bit weights on x86 without VNNI.
+
+    Without VNNI, ONNX Runtime's fast int8 kernel multiplies unsigned activations by signed weights
+    (u8s8, VPMADDUBSW) and can saturate its 16-bit sums; ONNX Runtime's guidance is u8s8 with
+    ``reduce_range`` (7-bit weights) or the slower u8u8. optimum's avx2 preset is u8u8: on an AVX2
+    CPU u8s8 + reduce_range ran 1.2x faster with equal parity (mean cosine 0.992, worst 0.968 vs
+    0.955), so that is what ``avx2`` and ``avx512`` get.
+    """
+    from onnxruntime.quantization import QuantType
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
+    config = getattr(AutoQuantizationConfig, isa)(is_static=False, per_channel=per_channel)
+    if isa in {"avx2", "avx512"}:
+        config.weights_dtype = QuantType.QInt8
+        config.reduce_range = True
+    return config
+
+
+def quantize(onnx_dir: Path, settings: ExportSettings) -> dict[str, Any]:
+    """Write ``model_int8.onnx`` next to ``model.onnx``; return what was chosen (for the manifest)."""
+    from optimum.onnxruntime import ORTQuantizer
+
     isa = cpu_isa() if settings.quantization == "auto" else settings.quantization
-    config = getattr(AutoQuantizationConfig, isa)(is_static=False, per_channel=settings.per_channel)
+    config = quantization_config(isa, settings.per_channel)
     quantizer = ORTQuantizer.from_pretrained(onnx_dir, file_name="model.onnx")
     quantizer.quantize(quantization_config=config, save_dir=onnx_dir, file_suffix="int8")
-    return isa
+    return {"method": "dynamic", "isa": isa, "per_channel": config.per_channel,
+            "activations": config.activations_dtype.name, "weights": config.weights_dtype.name,
+            "reduce_range": config.reduce_range}
 
 
 def measure_parity(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
@@ -128,7 +149,7 @@ def build_version_folder(base: Path, out: Path, settings: ExportSettings, *, on_
     shutil.copy2(tokenizer_file, out / TOKENIZER)
 
     step("quantizing to int8")
-    isa = quantize(onnx_dir, settings)
+    quantization = quantize(onnx_dir, settings)
 
     manifest: dict[str, Any] = {
         "format": 1,
@@ -136,7 +157,7 @@ def build_version_folder(base: Path, out: Path, settings: ExportSettings, *, on_
         "graphs": {"fp32": FP32_GRAPH, "int8": INT8_GRAPH},
         "tokenizer": TOKENIZER,
         "checkpoint": CHECKPOINT,
-        "quantization": {"method": "dynamic", "isa": isa, "per_channel": settings.per_channel},
+        "quantization": quantization,
     }
 
     step("checking int8 parity")
