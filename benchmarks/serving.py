@@ -5,7 +5,9 @@
 (a) sentence-transformers torch fp32 in-process, (b) the int8 ONNX graph in-process (both in
 batches of 32), (c) the HTTP service with single-text requests at concurrency 32, (d) the HTTP
 service with 32-text requests, (e) (c) with the query log off vs on. Load comes from wrk (a
-Lua script cycles through real MedQuAD questions). Also: p50/p99 latency, non-200 responses,
+Lua script cycles through real MedQuAD questions). The machine's speed drifts, so b is measured
+again after every HTTP run and each run is compared with the mean of the in-process rates just
+before and just after it. Also: p50/p99 latency, non-200 responses,
 and the service's RSS (all processes) with two versions loaded.
 """
 
@@ -137,14 +139,21 @@ def main() -> None:
         for i in range(args.repeats):
             r = {"a": in_process_rate(lambda t: torch_model.encode(t, batch_size=32), sample),
                  "b": in_process_rate(lambda t: int8.encode(t, batch_size=32), sample)}
+            b_before = r["b"]
             for name, url, script in (("c", servers[True].url, single), ("c_off", servers[False].url, single),
                                       ("d", servers[True].url, batch)):
                 wait_idle(url)
                 r[name] = run_wrk(url, script, args.duration, args.concurrency)
+                wait_idle(url)
+                # The baseline is measured again right after each HTTP run; the run is compared
+                # with the mean of the in-process rates just before and just after it.
+                b_after = in_process_rate(lambda t: int8.encode(t, batch_size=32), sample)
+                r[name]["b"], b_before = (b_before + b_after) / 2, b_after
             r["d"]["texts_per_s"] = r["d"]["rps"] * 32
             repeats.append(r)
-            print(f"repeat {i + 1}: a {r['a']:.0f}  b {r['b']:.0f}  c {r['c']['rps']:.0f}  "
-                  f"c(log off) {r['c_off']['rps']:.0f}  d {r['d']['texts_per_s']:.0f} texts/s")
+            print(f"repeat {i + 1}: a {r['a']:.0f}  b {r['b']:.0f}  c {r['c']['rps']:.0f} "
+                  f"({r['c']['rps'] / r['c']['b']:.2f} b)  c(log off) {r['c_off']['rps']:.0f}  "
+                  f"d {r['d']['texts_per_s']:.0f} texts/s ({r['d']['texts_per_s'] / r['d']['b']:.2f} b)", flush=True)
         import httpx
 
         httpx.post(f"{servers[True].url}/v1/embeddings", json={"model": "embedloop@v2", "input": "load v2"})
@@ -158,8 +167,8 @@ def main() -> None:
 
     ratios = {
         "b_over_a": med(r["b"] / r["a"] for r in repeats),
-        "c_over_b": med(r["c"]["rps"] / r["b"] for r in repeats),
-        "d_over_b": med(r["d"]["texts_per_s"] / r["b"] for r in repeats),
+        "c_over_b": med(r["c"]["rps"] / r["c"]["b"] for r in repeats),
+        "d_over_b": med(r["d"]["texts_per_s"] / r["d"]["b"] for r in repeats),
         "querylog_cost": med(1 - r["c"]["rps"] / r["c_off"]["rps"] for r in repeats),
         "p99_over_p50_single_c32": med(r["c"]["p99_us"] / r["c"]["p50_us"] for r in repeats),
     }
