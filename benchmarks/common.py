@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -34,10 +35,20 @@ def base_home(home: Path):
     return settings, registry
 
 
+def machine() -> dict:
+    from embedloop.core.export import cpu_isa
+
+    cpuinfo = Path("/proc/cpuinfo")
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                  if line.startswith("model name")), None) if cpuinfo.exists() else None
+    return {"cpus": os.cpu_count(), "cpu": model or platform.processor(), "int8_isa": cpu_isa(),
+            "platform": platform.platform()}
+
+
 def save(name: str, result: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {"benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()}, **result}
+              "machine": machine(), **result}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2))
     print(f"saved {path}")

@@ -5,7 +5,8 @@ import pytest
 
 from embedloop.core.artifacts import verify
 from embedloop.core.encoder import OnnxEncoder
-from embedloop.core.export import SERVING_FILES, ExportError, ParityError, measure_parity, parity_texts
+from embedloop.core.export import (SERVING_FILES, ExportError, ParityError, cpu_isa, measure_parity, parity_texts,
+                                   quantization_config)
 from embedloop.core.registry import PRODUCTION
 from embedloop.core.versions import open_registry, register_version
 from tests.conftest import make_settings
@@ -20,6 +21,7 @@ def test_registered_version_has_graphs_manifest_and_hashes(tiny_registered):
     assert manifest == version.manifest
     assert manifest["dimensions"] == 32 and manifest["pooling"] == "mean" and manifest["normalize"] is True
     assert manifest["quantization"]["per_channel"] is True
+    assert manifest["quantization"]["isa"] == cpu_isa()
     assert (folder / manifest["graphs"]["int8"]).stat().st_size < (folder / manifest["graphs"]["fp32"]).stat().st_size
     assert (folder / "checkpoint" / "modules.json").is_file()  # kept for further training
     verify(folder, version.files)  # every file recorded, every hash right
@@ -57,3 +59,14 @@ def test_not_a_model_folder_is_a_clear_error(tmp_path):
     settings = make_settings(tmp_path / "home")
     with pytest.raises(ExportError, match="cannot load a sentence-transformers model"):
         register_version(settings, open_registry(settings), tmp_path / "empty")
+
+
+@pytest.mark.parametrize(("isa", "weights", "reduce_range"), [
+    ("avx2", "QInt8", True),  # no VNNI: signed 7-bit weights, no saturation in VPMADDUBSW
+    ("avx512", "QInt8", True),
+    ("avx512_vnni", "QInt8", False),  # VNNI sums in 32 bits: full range
+])
+def test_quantization_preset_per_isa(isa, weights, reduce_range):
+    config = quantization_config(isa, per_channel=True)
+    assert (config.weights_dtype.name, config.reduce_range, config.per_channel) == (weights, reduce_range, True)
+    assert config.activations_dtype.name == "QUInt8" and not config.is_static
