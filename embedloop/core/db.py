@@ -1,16 +1,57 @@
-"""Database engines: one function so every store gets the same SQLite tuning."""
+"""Database engines: one function so every store gets the same SQLite tuning, and one engine
+(one connection pool) per database and process however many stores open it."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.exc import OperationalError
 
 
+MAX_CACHED_ENGINES = 16
+_engines: OrderedDict[tuple[int, str], tuple[Engine, int | None]] = OrderedDict()
+_engines_lock = threading.Lock()
+
+
+def _sqlite_inode(url: str) -> int | None:
+    try:
+        return os.stat(url.removeprefix("sqlite:///")).st_ino if url.startswith("sqlite:///") else None
+    except FileNotFoundError:
+        return None
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL, a busy timeout and foreign keys."""
+    """The process's engine for ``url`` (created on first use). Stores are opened often — every
+    scheduled check, every CLI call — so they share one pool instead of each opening its own. A
+    SQLite file that was deleted or replaced since gets a fresh engine, not one whose connections
+    still point at the old file."""
+    key = (os.getpid(), url)  # a forked child must not use its parent's connections
+    with _engines_lock:
+        cached = _engines.get(key)
+        inode = _sqlite_inode(url)
+        if cached is not None and (cached[1] is None or cached[1] == inode):
+            _engines.move_to_end(key)
+            return cached[0]
+        if cached is not None:
+            cached[0].dispose()
+        engine = _new_engine(url)
+        if inode is None and url.startswith("sqlite:///"):
+            with engine.connect():  # create the file now so its identity can be remembered
+                pass
+            inode = _sqlite_inode(url)
+        _engines[key] = (engine, inode)
+        while len(_engines) > MAX_CACHED_ENGINES:
+            # Still usable by whoever holds it (the pool reopens on demand); only idle connections close.
+            _engines.popitem(last=False)[1][0].dispose()
+        return engine
+
+
+def _new_engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
