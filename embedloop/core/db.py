@@ -12,7 +12,6 @@ from pathlib import Path
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.exc import OperationalError
 
-
 MAX_CACHED_ENGINES = 16
 _engines: OrderedDict[tuple[int, str], tuple[Engine, int | None]] = OrderedDict()
 _engines_lock = threading.Lock()

@@ -45,7 +45,8 @@ class ServingSettings(BaseModel):
                                  "and cut into passes where padding would cost more than a call)")
     pass_overhead_tokens: int = Field(16, ge=0, description="cost of one forward pass beyond its tokens, in tokens; "
                                       "weighs padding against the number of passes")
-    max_batch_tokens: int = Field(16384, ge=16, description="padded tokens per forward pass")
+    max_batch_tokens: int = Field(16384, ge=16,
+                                  description="padded tokens (rows x longest row) taken from the queue at once")
     max_wait_ms: float = Field(2.0, ge=0, description="how long a lone request may wait for company")
     max_queue_texts: int = Field(2048, ge=1, description="queued texts before answering 429")
     request_timeout_s: float = Field(30.0, gt=0, description="deadline per request; past it: 504")

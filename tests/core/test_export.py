@@ -5,8 +5,15 @@ import pytest
 
 from embedloop.core.artifacts import verify
 from embedloop.core.encoder import OnnxEncoder
-from embedloop.core.export import (SERVING_FILES, ExportError, ParityError, cpu_isa, measure_parity, parity_texts,
-                                   quantization_config)
+from embedloop.core.export import (
+    SERVING_FILES,
+    ExportError,
+    ParityError,
+    cpu_isa,
+    measure_parity,
+    parity_texts,
+    quantization_config,
+)
 from embedloop.core.registry import PRODUCTION
 from embedloop.core.versions import open_registry, register_version
 from tests.conftest import make_settings
