@@ -36,13 +36,10 @@ def base_home(home: Path):
 
 
 def machine() -> dict:
+    from embedloop.core.cpu import cpu_model
     from embedloop.core.export import cpu_isa
 
-    cpuinfo = Path("/proc/cpuinfo")
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("model name")), None) if cpuinfo.exists() else None
-    return {"cpus": os.cpu_count(), "cpu": model or platform.processor(), "int8_isa": cpu_isa(),
-            "platform": platform.platform()}
+    return {"cpus": os.cpu_count(), "cpu": cpu_model(), "int8_isa": cpu_isa(), "platform": platform.platform()}
 
 
 def save(name: str, result: dict) -> Path:

@@ -154,9 +154,11 @@ def main() -> None:
     try:
         for server in servers.values():
             run_wrk(server.url, single, 3, args.concurrency)  # warm-up
+        def rate_b() -> float:
+            return in_process_rate(lambda t: int8.encode(t, batch_size=32), sample)
+
         for i in range(args.repeats):
-            r = {"a": in_process_rate(lambda t: torch_model.encode(t, batch_size=32), sample),
-                 "b": in_process_rate(lambda t: int8.encode(t, batch_size=32), sample)}
+            r = {"a": in_process_rate(lambda t: torch_model.encode(t, batch_size=32), sample), "b": rate_b()}
             b_before = r["b"]
             for name, url, script in (("c", servers[True].url, single), ("d", servers[True].url, batch)):
                 wait_idle(url)
@@ -164,7 +166,7 @@ def main() -> None:
                 wait_idle(url)
                 # The baseline is measured again right after each HTTP run; the run is compared
                 # with the mean of the in-process rates just before and just after it.
-                b_after = in_process_rate(lambda t: int8.encode(t, batch_size=32), sample)
+                b_after = rate_b()
                 r[name]["b"], b_before = (b_before + b_after) / 2, b_after
             r["d"]["texts_per_s"] = r["d"]["rps"] * 32
             r["querylog"] = querylog_cost(servers[True].url, servers[False].url, single, args.duration / 2,

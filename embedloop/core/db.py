@@ -17,9 +17,14 @@ _engines: OrderedDict[tuple[int, str], tuple[Engine, int | None]] = OrderedDict(
 _engines_lock = threading.Lock()
 
 
+def _sqlite_path(url: str) -> Path | None:
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
 def _sqlite_inode(url: str) -> int | None:
+    path = _sqlite_path(url)
     try:
-        return os.stat(url.removeprefix("sqlite:///")).st_ino if url.startswith("sqlite:///") else None
+        return path.stat().st_ino if path is not None else None
     except FileNotFoundError:
         return None
 
@@ -39,7 +44,7 @@ def make_engine(url: str) -> Engine:
         if cached is not None:
             cached[0].dispose()
         engine = _new_engine(url)
-        if inode is None and url.startswith("sqlite:///"):
+        if inode is None and _sqlite_path(url) is not None:
             with engine.connect():  # create the file now so its identity can be remembered
                 pass
             inode = _sqlite_inode(url)
@@ -51,8 +56,9 @@ def make_engine(url: str) -> Engine:
 
 
 def _new_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    path = _sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from embedloop.core.cpu import cpu_flags
 from embedloop.core.encoder import MANIFEST, OnnxEncoder, normalize_rows
 from embedloop.core.settings import ExportSettings
 
@@ -55,10 +56,7 @@ def cpu_isa() -> str:
     """The best dynamic-quantization target optimum knows for this CPU."""
     if platform.machine().lower() in {"aarch64", "arm64"}:
         return "arm64"
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        flags = set()
+    flags = cpu_flags()
     if "avx512_vnni" in flags:
         return "avx512_vnni"
     if "avx512f" in flags:

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from embedloop.core.cpu import cpu_flags
 from embedloop.core.feedback import TrainingPair
 from embedloop.core.retrieval import evaluate
 from embedloop.core.settings import RetrainSettings
@@ -30,11 +31,7 @@ def load_checkpoint(path: Path):
 def use_bf16(precision: str) -> bool:
     if precision != "auto":
         return precision == "bf16"
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 def train(parent_checkpoint: Path, examples: list[Example], settings: RetrainSettings, work_dir: Path,

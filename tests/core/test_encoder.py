@@ -27,7 +27,7 @@ def test_plan_is_the_cheapest_cut(seed):
     n, max_rows, overhead = rng.randint(1, 10), rng.randint(1, 6), rng.choice([0, 4, 16, 64])
     lengths = np.sort([rng.randint(3, 60) for _ in range(n)])
     plan = plan_passes(lengths, max_rows, overhead)
-    assert [s for s, _ in plan][0] == 0 and plan[-1][1] == n
+    assert plan[0][0] == 0 and plan[-1][1] == n
     assert all(a[1] == b[0] for a, b in zip(plan, plan[1:]))  # contiguous, no gaps or overlaps
     assert all(0 < end - start <= max_rows for start, end in plan)
     best = min(pass_cost(lengths, cut, overhead) for cut in all_cuts(n, max_rows))
