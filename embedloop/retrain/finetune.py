@@ -9,17 +9,15 @@ replay (see :mod:`embedloop.retrain.data`) and by mixing parent and fine-tuned w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from embedloop.core.cpu import cpu_flags
-from embedloop.core.feedback import TrainingPair
-from embedloop.core.retrieval import evaluate
-from embedloop.core.settings import RetrainSettings
+from embedloop.core.evaluation.retrieval import evaluate, top_k
+from embedloop.core.labels.feedback import TrainingPair
+from embedloop.core.progress import Progress, no_progress
+from embedloop.core.settings import TrainingSettings
 from embedloop.retrain.mining import Example, ServedEmbeddings
-
-Progress = Callable[[str, int, int], None]
 
 
 def load_checkpoint(path: Path):
@@ -34,8 +32,8 @@ def use_bf16(precision: str) -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
-def train(parent_checkpoint: Path, examples: list[Example], settings: RetrainSettings, work_dir: Path,
-          progress: Progress | None = None):
+def train(parent_checkpoint: Path, examples: list[Example], settings: TrainingSettings, work_dir: Path,
+          progress: Progress = no_progress):
     """The fine-tuned SentenceTransformer (not saved)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -51,8 +49,7 @@ def train(parent_checkpoint: Path, examples: list[Example], settings: RetrainSet
 
     class Report(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
-            if progress is not None:
-                progress("training", state.global_step, state.max_steps)
+            progress("training", state.global_step, state.max_steps)
 
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work_dir / "trainer"), num_train_epochs=settings.epochs,
@@ -77,8 +74,6 @@ def validation_corpus(embeddings: ServedEmbeddings, validation: list[TrainingPai
                       neighbours: int = 5, random_docs: int = 300) -> list[str]:
     """The validation positives, each query's nearest documents under the parent, and a random
     sample: small enough to re-embed per interpolation coefficient, hard enough to tell them apart."""
-    from embedloop.core.retrieval import top_k
-
     query_vectors = embeddings.queries([p.query for p in validation])
     near = top_k(query_vectors, embeddings.corpus_vectors, neighbours)
     rng = np.random.default_rng(seed)
@@ -88,8 +83,8 @@ def validation_corpus(embeddings: ServedEmbeddings, validation: list[TrainingPai
 
 
 def choose_interpolation(parent_checkpoint: Path, tuned, embeddings: ServedEmbeddings,
-                         validation: list[TrainingPair], settings: RetrainSettings,
-                         progress: Progress | None = None) -> tuple[float, dict[str, dict[str, float]]]:
+                         validation: list[TrainingPair], settings: TrainingSettings, metric: str,
+                         progress: Progress = no_progress) -> tuple[float, dict[str, dict[str, float]]]:
     """Load the best mix into ``tuned``; returns its coefficient and every coefficient's figures.
     Ties go to the smaller coefficient (closer to the parent)."""
     tuned_state = {k: v.detach().clone() for k, v in tuned.state_dict().items()}
@@ -106,8 +101,7 @@ def choose_interpolation(parent_checkpoint: Path, tuned, embeddings: ServedEmbed
         queries = tuned.encode([p.query for p in validation], batch_size=64, normalize_embeddings=True,
                                convert_to_numpy=True)
         figures[str(alpha)] = evaluate(queries, docs, corpus, relevant)
-        if progress is not None:
-            progress("choosing interpolation", step + 1, len(alphas))
-    best = max(alphas, key=lambda a: (round(figures[str(a)][settings.gate_metric], 4), -a))
+        progress("choosing interpolation", step + 1, len(alphas))
+    best = max(alphas, key=lambda a: (round(figures[str(a)][metric], 4), -a))
     tuned.load_state_dict(mix(parent_state, tuned_state, best))
     return best, figures

@@ -8,18 +8,20 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embedloop.core.encoder import OnnxEncoder
-from embedloop.core.evaluation import evaluate_probes, sts_spearman
-from embedloop.core.export import INT8_GRAPH
-from embedloop.core.probes import ProbeSet
-from embedloop.core.settings import Settings
+from embedloop.core.evaluation.probes import evaluate_probes
+from embedloop.core.evaluation.sts import sts_spearman
+from embedloop.core.labels.probes import ProbeSet
+from embedloop.core.models.artifacts import sha256_file
+from embedloop.core.models.encoder import OnnxEncoder
+from embedloop.core.models.export import INT8_GRAPH
+from embedloop.core.progress import Progress, no_progress
+from embedloop.core.settings import GateSettings
 
 
 @dataclass
@@ -32,19 +34,12 @@ class GateReport:
         return {"passed": self.passed, "reasons": self.reasons, **self.figures}
 
 
-def file_key(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def run_gates(settings: Settings, candidate: OnnxEncoder, candidate_folder: Path, manifest: dict,
+def run_gates(settings: GateSettings, cache: Path, candidate: OnnxEncoder, candidate_folder: Path, manifest: dict,
               production: tuple[str, OnnxEncoder] | None, parent: OnnxEncoder, probes: ProbeSet,
-              promoted_at: float | None, progress=None) -> GateReport:
-    r = settings.retrain
-    metric, cache = r.gate_metric, settings.corpus_cache_dir
+              promoted_at: float | None, progress: Progress = no_progress) -> GateReport:
+    """Every gate's figures and verdict; ``cache`` holds corpus embeddings per graph."""
+    metric = settings.metric
+    candidate_key = sha256_file(candidate_folder / INT8_GRAPH)[:16]  # as graph_key() names it once registered
     report = GateReport(passed=True, figures={"metric": metric, "parity": manifest.get("parity", {})})
 
     def fail(reason: str) -> None:
@@ -54,7 +49,7 @@ def run_gates(settings: Settings, candidate: OnnxEncoder, candidate_folder: Path
     if not probes.query_ids:
         fail("the probe set is empty: no evidence the candidate is better")
         return report
-    mine = evaluate_probes(candidate, file_key(candidate_folder / INT8_GRAPH), probes, cache, progress)
+    mine = evaluate_probes(candidate, candidate_key, probes, cache, progress)
     report.figures["candidate_probe"] = mine["metrics"]
     report.figures["candidate_probe_groups"] = mine["groups"]
     if production is not None:
@@ -63,25 +58,24 @@ def run_gates(settings: Settings, candidate: OnnxEncoder, candidate_folder: Path
         report.figures["production_probe"] = theirs["metrics"]
         gain = mine["metrics"][metric] - theirs["metrics"][metric]
         report.figures["gain"] = gain
-        if gain < r.min_gain:
-            fail(f"probe {metric} {mine['metrics'][metric]:.4f} is not {r.min_gain:g} above production's "
+        if gain < settings.min_gain:
+            fail(f"probe {metric} {mine['metrics'][metric]:.4f} is not {settings.min_gain:g} above production's "
                  f"{theirs['metrics'][metric]:.4f}")
         earlier = np.flatnonzero(np.array(probes.added_at) <= promoted_at) if promoted_at is not None else []
         if len(earlier):
-            old_mine = evaluate_probes(candidate, file_key(candidate_folder / INT8_GRAPH), probes, cache,
-                                       subset=earlier)["metrics"][metric]
+            old_mine = evaluate_probes(candidate, candidate_key, probes, cache, subset=earlier)["metrics"][metric]
             old_theirs = evaluate_probes(prod_encoder, prod_key, probes, cache, subset=earlier)["metrics"][metric]
             report.figures["previous_probe"] = {"queries": len(earlier), "candidate": old_mine,
                                                 "production": old_theirs}
-            if old_mine < old_theirs - r.max_regression:
+            if old_mine < old_theirs - settings.max_regression:
                 fail(f"{metric} on the {len(earlier)} earlier probe queries fell from {old_theirs:.4f} to "
-                     f"{old_mine:.4f} (tolerance {r.max_regression:g})")
-    if r.sts_dataset is not None:
-        mine_sts, parent_sts = sts_spearman(candidate, r.sts_dataset), sts_spearman(parent, r.sts_dataset)
+                     f"{old_mine:.4f} (tolerance {settings.max_regression:g})")
+    if settings.sts_dataset is not None:
+        mine_sts, parent_sts = sts_spearman(candidate, settings.sts_dataset), sts_spearman(parent, settings.sts_dataset)
         ratio = mine_sts / parent_sts if parent_sts > 0 else 0.0
         report.figures["sts"] = {"candidate": mine_sts, "parent": parent_sts, "ratio": ratio}
-        if ratio < r.sts_min_ratio:
-            fail(f"STS Spearman {mine_sts:.4f} is below {r.sts_min_ratio:g} x the parent's {parent_sts:.4f}")
+        if ratio < settings.sts_min_ratio:
+            fail(f"STS Spearman {mine_sts:.4f} is below {settings.sts_min_ratio:g} x the parent's {parent_sts:.4f}")
     else:
-        report.figures["sts"] = "skipped: retrain.sts_dataset is not set"
+        report.figures["sts"] = "skipped: gates.sts_dataset is not set"
     return report

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from embedloop.core.encoder import OnnxEncoder
-from embedloop.core.feedback import TrainingPair
-from embedloop.core.settings import RetrainSettings
+from embedloop.core.labels.feedback import TrainingPair
+from embedloop.core.models.encoder import OnnxEncoder
+from embedloop.core.settings import MiningSettings
 
 
 @dataclass
@@ -48,7 +48,7 @@ class ServedEmbeddings:
         model.encode_query = lambda texts, **_: self.queries(list(texts))
 
 
-def mine(model, embeddings: ServedEmbeddings, pairs: list[TrainingPair], settings: RetrainSettings,
+def mine(model, embeddings: ServedEmbeddings, pairs: list[TrainingPair], settings: MiningSettings, seed: int,
          verbose: bool = False) -> tuple[list[Example], dict[str, int]]:
     """One example per pair: explicit negatives from feedback first, mined ones after, a random
     corpus document when mining found none within the margin."""
@@ -61,8 +61,8 @@ def mine(model, embeddings: ServedEmbeddings, pairs: list[TrainingPair], setting
     embeddings.patch(model)
     mined = mine_hard_negatives(
         Dataset.from_dict({"anchor": [p.query for p in pairs], "positive": [p.positive for p in pairs]}),
-        model, corpus=embeddings.corpus, range_max=settings.mining_range_max,
-        relative_margin=settings.mining_relative_margin, num_negatives=n, sampling_strategy="top",
+        model, corpus=embeddings.corpus, range_max=settings.range_max,
+        relative_margin=settings.relative_margin, num_negatives=n, sampling_strategy="top",
         output_format="n-tuple", batch_size=64, verbose=verbose,
         faiss_batch_size=1024,  # queries scored against the corpus at once: bounds the score matrix
     )
@@ -70,7 +70,7 @@ def mine(model, embeddings: ServedEmbeddings, pairs: list[TrainingPair], setting
     columns = [c for c in mined.column_names if c.startswith("negative")]
     for row in mined:
         found[(row["anchor"], row["positive"])] = [row[c] for c in columns]
-    rng = random.Random(settings.seed)
+    rng = random.Random(seed)
     examples, counts = [], {"mined": 0, "random": 0, "explicit": 0}
     for p in pairs:
         negatives = list(p.negatives[:n])

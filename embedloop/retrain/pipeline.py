@@ -14,33 +14,23 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from embedloop.core.encoder import OnnxEncoder
-from embedloop.core.evaluation import cached_corpus_embeddings
-from embedloop.core.feedback import FeedbackStore
-from embedloop.core.probes import ProbeStore
-from embedloop.core.promotion import mark_candidate
-from embedloop.core.registry import PRODUCTION, ModelVersion, Registry
-from embedloop.core.settings import Settings
-from embedloop.core.versions import (
-    Assessment,
-    graph_key,
-    load_encoder,
-    open_registry,
-    recover,
-    register_version,
-    version_dir,
-)
+from embedloop.core.evaluation.corpus_cache import cached_corpus_embeddings
+from embedloop.core.history.runs import RunStatus
+from embedloop.core.models.encoder import OnnxEncoder
+from embedloop.core.models.registry import PRODUCTION, ModelVersion, VersionState
+from embedloop.core.models.versions import Assessment, graph_key, load_encoder, recover, register_version, version_dir
+from embedloop.core.progress import Progress, no_progress
+from embedloop.core.state import State
 from embedloop.retrain.data import TrainingData, assemble
 from embedloop.retrain.finetune import choose_interpolation, load_checkpoint, train
 from embedloop.retrain.gates import run_gates
+from embedloop.retrain.heartbeat import LEASE_NAME, Heartbeat
 from embedloop.retrain.mining import ServedEmbeddings, mine
-from embedloop.retrain.runs import Heartbeat, RunStore
 
 log = logging.getLogger(__name__)
 ACTOR = "embedloop-retrain"
-Progress = Callable[[str, int, int], None]
 
 
 class RetrainError(Exception):
@@ -58,12 +48,11 @@ class RunResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def retrain(settings: Settings, trigger: str = "manual", *, dry_run: bool = False, force: bool = False,
-            progress: Progress | None = None) -> RunResult:
+def retrain(state: State, trigger: str = "manual", *, dry_run: bool = False, force: bool = False,
+            progress: Progress = no_progress) -> RunResult:
     """Run once. ``force`` ignores the cooldown (not the minimum of new pairs)."""
-    registry = open_registry(settings)
-    runs = RunStore(settings.monitoring_url)
-    with Heartbeat(settings.monitoring_url, settings.retrain.lease_ttl_s) as heartbeat:
+    settings, registry, runs = state.settings, state.registry, state.runs
+    with Heartbeat(state.lease(LEASE_NAME, settings.retrain.lease_ttl_s)) as heartbeat:
         for run_id in runs.fail_interrupted():
             log.warning("retraining run %s was interrupted; marked failed", run_id)
         recover(settings, registry)
@@ -77,7 +66,7 @@ def retrain(settings: Settings, trigger: str = "manual", *, dry_run: bool = Fals
         if not (dry_run or force) and last is not None and time.time() - last < r.cooldown_s:
             return RunResult("skipped", f"cooldown: the last run ended {time.time() - last:.0f} s ago "
                              f"(retrain.cooldown_s = {r.cooldown_s:g})", parent=parent.name)
-        data = assemble(FeedbackStore(settings.monitoring_url), parent, r)
+        data = assemble(state.feedback, parent, r, settings.training.seed)
         if data.new_pairs < r.min_new_pairs:
             return RunResult("skipped", f"{data.new_pairs} new feedback pairs since {parent.name}; a run needs "
                              f"{r.min_new_pairs} (retrain.min_new_pairs)", parent=parent.name, data=data.summary())
@@ -87,82 +76,91 @@ def retrain(settings: Settings, trigger: str = "manual", *, dry_run: bool = Fals
                              parent=parent.name, data=data.summary())
         run_id = runs.start(trigger, parent.name)
         try:
-            result = _run(settings, registry, runs, run_id, parent, data, trigger, heartbeat, progress)
+            result = Run(state, run_id, parent, data, trigger, heartbeat, progress).execute()
         except BaseException as exc:
-            runs.finish(run_id, "failed", f"{type(exc).__name__}: {exc}")
+            runs.finish(run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
             raise
         finally:
             shutil.rmtree(settings.runs_dir / str(run_id), ignore_errors=True)
-        runs.finish(run_id, result.status, result.message, result.version, result.details)
+        status = RunStatus.SUCCEEDED if result.status == "succeeded" else RunStatus.REJECTED
+        runs.finish(run_id, status, result.message, result.version, result.details)
         return result
 
 
-def _run(settings: Settings, registry: Registry, runs: RunStore, run_id: int, parent: ModelVersion,
-         data: TrainingData, trigger: str, heartbeat: Heartbeat, progress: Progress | None) -> RunResult:
-    r, timings, started = settings.retrain, {}, time.perf_counter()
-    work = settings.runs_dir / str(run_id)
-    work.mkdir(parents=True, exist_ok=True)
-    report = progress or (lambda *_: None)
+class Run:
+    """The work of one run, phase by phase, each recorded in the run's row."""
 
-    def phase(name: str) -> None:
-        now = time.perf_counter()
-        timings[name] = now
-        runs.phase(run_id, name)
-        report(name, 0, 0)
+    def __init__(self, state: State, run_id: int, parent: ModelVersion, data: TrainingData, trigger: str,
+                 heartbeat: Heartbeat, progress: Progress) -> None:
+        self.state, self.settings, self.run_id = state, state.settings, run_id
+        self.parent, self.data, self.trigger, self.heartbeat, self.progress = parent, data, trigger, heartbeat, progress
+        self.timings: dict[str, float] = {}
+        self.work = self.settings.runs_dir / str(run_id)
 
-    phase("mining")
-    parent_checkpoint = version_dir(settings, parent) / parent.manifest["checkpoint"]
-    parent_encoder = load_encoder(settings, parent)
-    doc_ids, corpus = FeedbackStore(settings.monitoring_url).corpus()
-    vectors = cached_corpus_embeddings(parent_encoder, graph_key(parent), doc_ids, corpus, settings.corpus_cache_dir,
-                                       lambda d, t: report("embedding corpus", d, t))
-    embeddings = ServedEmbeddings(parent_encoder, vectors, corpus)
-    examples, mined = mine(load_checkpoint(parent_checkpoint), embeddings, data.train, r)
+    def phase(self, name: str) -> None:
+        self.timings[name] = time.perf_counter()
+        self.state.runs.phase(self.run_id, name)
+        self.progress(name)
 
-    phase("training")
-    tuned = train(parent_checkpoint, examples, r, work, progress)
+    def execute(self) -> RunResult:
+        settings, parent, started = self.settings, self.parent, time.perf_counter()
+        self.work.mkdir(parents=True, exist_ok=True)
 
-    phase("interpolating")
-    alpha, validation = choose_interpolation(parent_checkpoint, tuned, embeddings, data.validation, r, progress)
-    tuned.max_seq_length = int(parent.manifest["max_seq_length"])  # serve as long texts as the parent
-    checkpoint = work / "checkpoint"
-    tuned.save(str(checkpoint), create_model_card=False)
+        self.phase("mining")
+        parent_checkpoint = version_dir(settings, parent) / parent.manifest["checkpoint"]
+        self.parent_encoder = load_encoder(settings, parent)
+        doc_ids, corpus = self.state.corpus.all()
+        vectors = cached_corpus_embeddings(self.parent_encoder, graph_key(parent), doc_ids, corpus,
+                                           settings.corpus_cache_dir, self.progress)
+        embeddings = ServedEmbeddings(self.parent_encoder, vectors, corpus)
+        examples, mined = mine(load_checkpoint(parent_checkpoint), embeddings, self.data.train, settings.mining,
+                               settings.training.seed)
 
-    phase("exporting")
-    lineage = {"parent": parent.name, "trigger": trigger, "run_id": run_id, "data": data.summary(),
-               "mining": mined, "interpolation": {"alpha": alpha, "validation": validation},
-               "settings": r.model_dump(mode="json", exclude={"webhook_url"})}
+        self.phase("training")
+        tuned = train(parent_checkpoint, examples, settings.training, self.work, self.progress)
 
-    def assess(folder: Path, manifest: dict) -> Assessment:
-        phase("gating")
+        self.phase("interpolating")
+        alpha, validation = choose_interpolation(parent_checkpoint, tuned, embeddings, self.data.validation,
+                                                 settings.training, settings.gates.metric, self.progress)
+        tuned.max_seq_length = int(parent.manifest["max_seq_length"])  # serve as long texts as the parent
+        checkpoint = self.work / "checkpoint"
+        tuned.save(str(checkpoint), create_model_card=False)
+
+        self.phase("exporting")
+        lineage = {"parent": parent.name, "trigger": self.trigger, "run_id": self.run_id, "data": self.data.summary(),
+                   "mining": mined, "interpolation": {"alpha": alpha, "validation": validation},
+                   "settings": settings.model_dump(mode="json", include={"retrain", "training", "mining", "gates"})}
+        version = register_version(settings, self.state.registry, checkpoint, parent=parent.name, training=lineage,
+                                   actor=ACTOR, progress=self.progress, assess=self.assess)
+        gates = version.metrics["gates"]
+        ends = {**self.timings, "end": time.perf_counter()}
+        names = list(ends)
+        seconds = {names[i]: round(ends[names[i + 1]] - ends[names[i]], 1) for i in range(len(names) - 1)}
+        details = {"data": self.data.summary(), "mining": mined, "alpha": alpha, "gates": gates,
+                   "seconds": {**seconds, "total": round(time.perf_counter() - started, 1)},
+                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+        result = RunResult("rejected", "; ".join(gates["reasons"]), self.run_id, version.name, parent.name,
+                           self.data.summary(), details)
+        if gates["passed"]:
+            self.state.promotion.mark_candidate(version.name, actor=ACTOR)
+            metric = gates["metric"]
+            result.status = "succeeded"
+            result.message = (f"{version.name} is a candidate: probe {metric} {gates['candidate_probe'][metric]:.4f} "
+                              f"vs {gates['production_probe'][metric]:.4f}")
+        return result
+
+    def assess(self, folder: Path, manifest: dict) -> Assessment:
+        """The gates, on the exported folder before it is registered."""
+        self.phase("gating")
+        settings, registry = self.settings, self.state.registry
         candidate = OnnxEncoder(folder, "int8", manifest=manifest, use_gpu=False)
-        production_name = registry.alias(PRODUCTION)
-        production = registry.get(production_name)
-        gates = run_gates(settings, candidate, folder, manifest,
-                          (graph_key(production), load_encoder(settings, production)), parent_encoder,
-                          ProbeStore(settings.monitoring_url).load(),
-                          registry.alias_moved_at(PRODUCTION),
-                          lambda d, t: report("embedding corpus", d, t))
-        gates.figures["against"] = production_name
-        if heartbeat.lost:
+        production = registry.get(registry.alias(PRODUCTION))
+        gates = run_gates(settings.gates, settings.corpus_cache_dir, candidate, folder, manifest,
+                          (graph_key(production), load_encoder(settings, production)), self.parent_encoder,
+                          self.state.probes.load(), registry.alias_moved_at(PRODUCTION), self.progress)
+        gates.figures["against"] = production.name
+        if self.heartbeat.lost:
             raise RetrainError("lost the retraining lease; not registering")
-        phase("registering")
-        return Assessment({"gates": gates.as_dict()}, "candidate" if gates.passed else "rejected", gates.reasons)
-
-    version = register_version(settings, registry, checkpoint, parent=parent.name, training=lineage,
-                               actor=ACTOR, on_step=lambda step: report(step, 0, 0), assess=assess)
-    gates = version.metrics["gates"]
-    ends = {**timings, "end": time.perf_counter()}
-    names = list(ends)
-    lineage_timings = {names[i]: round(ends[names[i + 1]] - ends[names[i]], 1) for i in range(len(names) - 1)}
-    details = {"data": data.summary(), "mining": mined, "alpha": alpha, "gates": gates,
-               "seconds": {**lineage_timings, "total": round(time.perf_counter() - started, 1)},
-               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if not gates["passed"]:
-        return RunResult("rejected", "; ".join(gates["reasons"]), run_id, version.name, parent.name,
-                         data.summary(), details)
-    mark_candidate(settings, registry, version.name, actor=ACTOR)
-    metric = gates["metric"]
-    return RunResult("succeeded", f"{version.name} is a candidate: probe {metric} "
-                     f"{gates['candidate_probe'][metric]:.4f} vs {gates['production_probe'][metric]:.4f}",
-                     run_id, version.name, parent.name, data.summary(), details)
+        self.phase("registering")
+        state = VersionState.CANDIDATE if gates.passed else VersionState.REJECTED
+        return Assessment({"gates": gates.as_dict()}, state, gates.reasons)

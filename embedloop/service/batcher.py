@@ -29,6 +29,10 @@ class QueueFull(Exception):
     """The queue has no room for this request."""
 
 
+class DeadlineExceeded(Exception):
+    """The request's deadline passed before its texts were embedded."""
+
+
 @dataclass(frozen=True)
 class BatchLimits:
     max_items: int = 64
@@ -80,7 +84,7 @@ class Batcher:
         return not self._queue and not self._busy
 
     async def submit(self, token_ids: list[np.ndarray], deadline: float) -> np.ndarray:
-        """Embeddings for ``token_ids``; raises QueueFull, or TimeoutError past ``deadline`` (monotonic)."""
+        """Embeddings for ``token_ids``; raises QueueFull, or DeadlineExceeded past ``deadline`` (monotonic)."""
         n = len(token_ids)
         if self._queue and len(self._queue) + n > self.limits.max_queue_texts:
             raise QueueFull(f"{len(self._queue)} texts are already waiting")
@@ -92,6 +96,8 @@ class Batcher:
         self._wakeup.set()
         try:
             return await asyncio.wait_for(job.future, timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise DeadlineExceeded() from None
         finally:
             if not job.future.done():
                 job.future.cancel()  # its queued texts are skipped, not computed

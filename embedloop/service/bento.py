@@ -1,7 +1,9 @@
 """The BentoML service: BentoML runs the server, its metrics, health and lifecycle; the routes
 are the ASGI app from :mod:`embedloop.service.app`.
 
-``bentoml serve embedloop.service.bento:EmbeddingService`` (or ``embedloop serve``).
+``bentoml serve embedloop.service.bento:EmbeddingService`` (or ``embedloop serve``). This module is
+the service's start-up edge: settings are read here, once per server process, from the environment
+the command line hands over (``EMBEDLOOP_HOME`` and any ``EMBEDLOOP_*`` override).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ apply_defaults(settings.home)
 
 import bentoml  # noqa: E402 - after the environment defaults
 
+from embedloop.core.state import State  # noqa: E402
 from embedloop.service.app import create_app  # noqa: E402
-from embedloop.service.engine import Engine  # noqa: E402
+from embedloop.service.server import Server  # noqa: E402
 
 app = create_app()
 
@@ -38,8 +41,8 @@ app = create_app()
 @bentoml.asgi_app(app)
 class EmbeddingService:
     def __init__(self) -> None:
-        self.engine = Engine(settings)
-        app.state.engine = self.engine
+        self.server = Server(State(settings))
+        app.state.server = self.server
 
     def __is_ready__(self) -> bool:
-        return self.engine.ready
+        return self.server.ready

@@ -1,17 +1,25 @@
-"""OpenAI-style errors: ``{"error": {"message", "type", "param", "code"}}`` with the right status."""
+"""Errors in the OpenAI shape, ``{"error": {"message", "type", "param", "code"}}``, with the right
+status: one handler per exception type, registered once on the app, so routes just raise."""
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from embedloop.core.labels.feedback import FeedbackError
+from embedloop.core.models.registry import RegistryError, UnknownVersion
+from embedloop.service import metrics
+from embedloop.service.batcher import DeadlineExceeded, QueueFull
+from embedloop.service.pool import VersionUnavailable
+
+log = logging.getLogger(__name__)
 
 ERROR_TYPES = {
-    400: "invalid_request_error",
     401: "authentication_error",
-    404: "invalid_request_error",
-    409: "invalid_request_error",
-    405: "invalid_request_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
+    403: "permission_error",
     429: "rate_limit_error",
     500: "server_error",
     503: "service_unavailable",
@@ -30,3 +38,64 @@ class ApiError(Exception):
         body = {"error": {"message": self.message, "type": ERROR_TYPES.get(self.status, "invalid_request_error"),
                           "param": self.param, "code": self.code}}
         return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+async def api_error(request: Request, exc: ApiError) -> Response:
+    return exc.response()
+
+
+async def unknown_version(request: Request, exc: UnknownVersion) -> Response:
+    return ApiError(404, str(exc), code="model_not_found", param="model").response()
+
+
+async def registry_conflict(request: Request, exc: RegistryError) -> Response:
+    """A move the version's state does not allow."""
+    return ApiError(409, str(exc), code="conflict").response()
+
+
+async def version_unavailable(request: Request, exc: VersionUnavailable) -> Response:
+    return ApiError(503, str(exc), code="model_unavailable", param="model").response()
+
+
+async def bad_feedback(request: Request, exc: FeedbackError) -> Response:
+    return ApiError(400, str(exc), code="unknown_document", param=f"[{exc.index}]").response()
+
+
+async def queue_full(request: Request, exc: QueueFull) -> Response:
+    metrics.REJECTED.labels("queue_full").inc()
+    retry_after = request.app.state.server.settings.serving.retry_after_s
+    return ApiError(429, "too many texts are waiting; retry shortly", code="overloaded",
+                    headers={"Retry-After": str(retry_after)}).response()
+
+
+async def deadline_exceeded(request: Request, exc: DeadlineExceeded) -> Response:
+    metrics.REJECTED.labels("deadline").inc()
+    timeout = request.app.state.server.settings.serving.request_timeout_s
+    return ApiError(504, f"not answered within {timeout:g} s", code="deadline_exceeded").response()
+
+
+async def client_disconnect(request: Request, exc: ClientDisconnect) -> Response:
+    return Response(status_code=499)  # the client went away; nobody reads this response
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    return ApiError(exc.status_code, exc.detail or "error", code=f"http_{exc.status_code}").response()
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return ApiError(500, "internal error; see the server log", code="internal_error").response()
+
+
+HANDLERS = {
+    ApiError: api_error,
+    UnknownVersion: unknown_version,
+    RegistryError: registry_conflict,
+    VersionUnavailable: version_unavailable,
+    FeedbackError: bad_feedback,
+    QueueFull: queue_full,
+    DeadlineExceeded: deadline_exceeded,
+    ClientDisconnect: client_disconnect,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

@@ -7,7 +7,8 @@ BentoML's own.
 from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
-    "embedloop_requests_total", "Embedding API requests by HTTP status", ["endpoint", "status"]
+    "embedloop_requests_total", "Requests by endpoint (embeddings, feedback, models, admin) and HTTP status",
+    ["endpoint", "status"]
 )
 TEXTS = Counter("embedloop_texts_total", "Texts embedded", ["version"])
 TOKENS = Counter("embedloop_tokens_total", "Tokens fed to the model, special tokens included", ["version"])

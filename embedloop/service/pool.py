@@ -15,10 +15,10 @@ from collections import OrderedDict
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
-from embedloop.core.encoder import OnnxEncoder
-from embedloop.core.registry import PRODUCTION, Registry, RegistryError
+from embedloop.core.models.encoder import OnnxEncoder
+from embedloop.core.models.registry import PRODUCTION, Registry, UnknownVersion
+from embedloop.core.models.versions import load_encoder
 from embedloop.core.settings import Settings
-from embedloop.core.versions import load_encoder
 from embedloop.service import metrics
 from embedloop.service.batcher import Batcher, BatchLimits
 
@@ -31,10 +31,6 @@ RETRY_FAILED_AFTER_S = 60.0
 def observe_pass(rows: int, width: int) -> None:
     metrics.BATCH_SIZE.observe(rows)
     metrics.BATCH_TOKENS.observe(rows * width)
-
-
-class UnknownVersion(Exception):
-    pass
 
 
 class VersionUnavailable(Exception):
@@ -70,10 +66,7 @@ class ModelPool:
 
     # -- loading ------------------------------------------------------------------------------
     def _load_sync(self, name: str) -> LoadedModel:
-        try:
-            version = self.registry.get(name)
-        except RegistryError as exc:
-            raise UnknownVersion(str(exc)) from exc
+        version = self.registry.get(name)  # UnknownVersion if there is none
         try:
             encoder = load_encoder(self.settings, version)
             encoder.embed_tokens([t.ids for t in encoder.tokenize(WARMUP_TEXTS)])

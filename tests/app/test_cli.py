@@ -3,7 +3,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from embedloop.app.cli import app
+from embedloop.app.cli.main import app
 
 runner = CliRunner()
 
@@ -73,18 +73,18 @@ def test_probe_import_run_drift_check_and_status(tiny_home):
     assert bad.exit_code == 1 and "BEIR layout expected" in bad.output
 
 
-def test_corpus_and_feedback_import_report_bad_lines_and_write_all_or_nothing(tiny_home, tmp_path):
-    from embedloop.core.feedback import FeedbackStore
-    from tests.conftest import DATASETS, make_settings
+def test_corpus_and_feedback_import_report_bad_lines_and_write_all_or_nothing(tiny_home, tmp_path, open_states):
+    from tests.conftest import DATASETS
 
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text('{"id": "d1", "text": "Gout is arthritis."}\n{"id": "d2"}\n')
     refused = run("corpus", "import", str(corpus), home=tiny_home)
     assert refused.exit_code == 1 and "corpus.jsonl:2" in refused.output and "nothing was written" in refused.output
-    store = FeedbackStore(make_settings(tiny_home).monitoring_url)
-    assert store.corpus() == ([], [])
+    state = open_states(tiny_home)
+    store = state.feedback
+    assert state.corpus.all() == ([], [])
     assert run("corpus", "import", str(corpus), "--skip-bad", home=tiny_home).exit_code == 0
-    assert store.corpus()[0] == ["d1"]
+    assert state.corpus.all()[0] == ["d1"]
 
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text('{"query": "What is gout?", "positive_id": "d1"}\n{"query": "x", "positive_id": "d9"}\n')
@@ -100,21 +100,19 @@ def test_corpus_and_feedback_import_report_bad_lines_and_write_all_or_nothing(ti
     assert "0 pairs added" in again.output and "duplicates skipped" in again.output
 
 
-def test_retrain_dry_run_approve_reject_rollback(tiny_home, tiny_base):
-    from embedloop.core.promotion import mark_candidate
-    from embedloop.core.versions import open_registry, register_version
-    from tests.conftest import make_settings, seed_medquad
+def test_retrain_dry_run_approve_reject_rollback(tiny_home, tiny_base, open_states):
+    from embedloop.core.models.versions import register_version
+    from tests.conftest import seed_medquad
 
-    settings = make_settings(tiny_home)
-    seed_medquad(settings, train_queries=250)
+    state = open_states(tiny_home)
+    seed_medquad(state, train_queries=250)
     dry = run("retrain", "--dry-run", home=tiny_home)
     assert dry.exit_code == 0 and "dry-run" in dry.output and "would train v1" in dry.output
 
-    registry = open_registry(settings)
     for _ in range(2):
-        register_version(settings, registry, tiny_base)
-    mark_candidate(settings, registry, "v2")
-    mark_candidate(settings, registry, "v3")
+        register_version(state.settings, state.registry, tiny_base)
+    state.promotion.mark_candidate("v2")
+    state.promotion.mark_candidate("v3")
     assert run("models", "approve", "v1", home=tiny_home).exit_code == 1
     assert "v1 -> v2" in run("models", "approve", "v2", "--reason", "better", home=tiny_home).output
     assert "rejected v3" in run("models", "reject", "v3", "--reason", "worse", home=tiny_home).output
@@ -123,3 +121,16 @@ def test_retrain_dry_run_approve_reject_rollback(tiny_home, tiny_base):
     assert "rolled_back" in listing and "rejected" in listing
     history = run("models", "history", home=tiny_home).output
     assert history.index("rollback") < history.index("reject") < history.index("approve")
+
+
+def test_settings_shows_what_is_in_effect_and_refuses_unknown_ones(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.yaml").write_text("promotion:\n  policy: auto\nadmin:\n  token: s3cret\n")
+    monkeypatch.setenv("EMBEDLOOP_SERVING__PORT", "4123")
+    shown = run("settings", home=home)
+    assert shown.exit_code == 0 and "policy: auto" in shown.output and "port: 4123" in shown.output
+    assert "s3cret" not in shown.output
+    (home / "config.yaml").write_text("retrain:\n  policy: auto\n")
+    refused = run("settings", home=home)
+    assert refused.exit_code == 1 and "retrain.policy" in refused.output and "Traceback" not in refused.output

@@ -1,6 +1,5 @@
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -9,52 +8,61 @@ from pathlib import Path
 import httpx
 import pytest
 
-from embedloop.app.daemon import handle_trigger
-from embedloop.monitoring.checks import CheckReport
-from embedloop.monitoring.history import MonitoringStore
-from tests.conftest import REPO, free_port, make_settings
-
-CALLS: list[CheckReport] = []
-
-
-def recording_entry(settings, trigger):
-    CALLS.append(trigger)
-    return f"retraining {trigger.version}"
-
-
-def failing_entry(settings, trigger):
-    raise RuntimeError("no GPU today")
+from embedloop.app.daemon import Daemon
+from embedloop.app.triggers import Triggers, action_for, record_only
+from embedloop.core.history.triggers import TriggerStatus
+from embedloop.monitoring.report import CheckReport, CheckStatus
+from tests.conftest import REPO, free_port
 
 
 def report(reason="drift"):
-    return CheckReport("drift", "v1", "declared", {"share_drifted": 0.4}, trigger=reason)
+    return CheckReport("drift", "v1", CheckStatus.DECLARED, {"share_drifted": 0.4}, trigger=reason)
 
 
-def test_trigger_calls_the_entry_point_then_cools_down(tmp_path):
-    CALLS.clear()
-    settings = make_settings(tmp_path, monitoring={"daemon": {
-        "retrain_entry": "tests.app.test_daemon:recording_entry", "trigger_cooldown_s": 3600}})
-    assert handle_trigger(settings, report()) == "handled"
-    assert handle_trigger(settings, report("probe_recall")) == "suppressed"
-    assert [c.trigger for c in CALLS] == ["drift"]
-    rows = MonitoringStore(settings.monitoring_url).triggers()
+def test_trigger_is_acted_on_then_cools_down(tmp_path, open_states):
+    state = open_states(tmp_path, daemon={"trigger_cooldown_s": 3600})
+    calls = []
+    triggers = Triggers(state, lambda r: calls.append(r) or f"retraining {r.version}")
+    assert triggers.handle(report()) is TriggerStatus.HANDLED
+    assert triggers.handle(report("probe_recall")) is TriggerStatus.SUPPRESSED
+    assert [c.trigger for c in calls] == ["drift"]
+    rows = state.triggers.recent()
     assert [(r.reason, r.status) for r in rows] == [("probe_recall", "suppressed"), ("drift", "handled")]
     assert rows[1].note == "retraining v1" and rows[1].figures == {"share_drifted": 0.4}
 
 
-def test_a_failing_entry_point_is_recorded(tmp_path):
-    settings = make_settings(tmp_path, monitoring={"daemon": {
-        "retrain_entry": "tests.app.test_daemon:failing_entry", "trigger_cooldown_s": 0}})
-    assert handle_trigger(settings, report()) == "failed"
-    assert MonitoringStore(settings.monitoring_url).triggers()[0].note == "no GPU today"
+def test_a_failing_action_is_recorded(tmp_path, open_states):
+    state = open_states(tmp_path, daemon={"trigger_cooldown_s": 0})
+
+    def no_gpu(_report):
+        raise RuntimeError("no GPU today")
+
+    assert Triggers(state, no_gpu).handle(report()) is TriggerStatus.FAILED
+    assert state.triggers.recent()[0].note == "no GPU today"
+
+
+def test_the_action_follows_the_setting(tmp_path, open_states):
+    assert action_for(open_states(tmp_path, daemon={"on_trigger": "record"})) is record_only
+    assert action_for(open_states(tmp_path)) is not record_only
+
+
+def test_a_check_that_raises_is_counted_and_the_daemon_keeps_going(tmp_path, open_states):
+    daemon = Daemon(open_states(tmp_path), act=record_only)
+
+    def broken():
+        raise OSError("disk full")
+
+    assert daemon.run_check("drift", broken) is None
+    triggered = daemon.run_check("drift", report)
+    assert triggered.trigger == "drift" and daemon.state.triggers.recent()[0].status == "handled"
 
 
 def start_daemon(home: Path, port: int, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "EMBEDLOOP_HOME": str(home), "EMBEDLOOP_MONITORING__DRIFT__INTERVAL_S": "1",
-           "EMBEDLOOP_MONITORING__PROBES__INTERVAL_S": "1", "EMBEDLOOP_MONITORING__DAEMON__METRICS_PORT": str(port),
-           "EMBEDLOOP_MONITORING__DAEMON__LEASE_TTL_S": "3"}
-    return subprocess.Popen([str(Path(sys.executable).parent / "embedloop"), "daemon", *extra], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    env = {**os.environ, "EMBEDLOOP_DRIFT__INTERVAL_S": "1", "EMBEDLOOP_PROBES__INTERVAL_S": "1",
+           "EMBEDLOOP_DAEMON__METRICS_PORT": str(port), "EMBEDLOOP_DAEMON__LEASE_TTL_S": "3"}
+    return subprocess.Popen([str(Path(sys.executable).parent / "embedloop"), "daemon", "--home", str(home), *extra],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
 
 
 @pytest.mark.integration
@@ -78,15 +86,13 @@ def test_daemon_runs_checks_holds_the_lease_and_stops_cleanly(tiny_home):
         first.send_signal(signal.SIGTERM)
         out, _ = first.communicate(timeout=60)
     assert first.returncode == 0, out[-2000:]
-    with sqlite3.connect(tiny_home / "scheduler.db") as db:
-        assert sorted(r[0] for r in db.execute("SELECT id FROM apscheduler_jobs")) == ["drift", "probe"]
+    assert "drift check on v1" in out and not (tiny_home / "scheduler.db").exists()  # jobs live in memory
 
 
 @pytest.mark.integration
 def test_up_runs_service_and_daemon_and_stops_both(tiny_home):
     port, metrics_port = free_port(), free_port()
-    env = {**os.environ, "EMBEDLOOP_HOME": str(tiny_home),
-           "EMBEDLOOP_MONITORING__DAEMON__METRICS_PORT": str(metrics_port)}
+    env = {**os.environ, "EMBEDLOOP_HOME": str(tiny_home), "EMBEDLOOP_DAEMON__METRICS_PORT": str(metrics_port)}
     up = subprocess.Popen([str(Path(sys.executable).parent / "embedloop"), "up", "--port", str(port)], cwd=REPO,
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           start_new_session=True)

@@ -1,7 +1,7 @@
 import pytest
 
 from embedloop.core import cpu
-from embedloop.core.export import cpu_isa
+from embedloop.core.models.export import cpu_isa
 
 CPUINFO = """processor\t: 0
 model name\t: Example CPU @ 2.00GHz

@@ -1,6 +1,7 @@
 from types import SimpleNamespace
 
-from embedloop.core.feedback import FeedbackItem, FeedbackStore
+from embedloop.core.labels.corpus import CorpusStore
+from embedloop.core.labels.feedback import FeedbackItem, FeedbackStore
 from embedloop.core.settings import RetrainSettings
 from embedloop.retrain.data import assemble, is_validation
 
@@ -10,13 +11,13 @@ def fill(store, start, n):
               origin="api", probe_fraction=0.0)
 
 
-def test_new_pairs_replay_and_a_stable_validation_split(tmp_path):
-    store = FeedbackStore(f"sqlite:///{tmp_path / 'labels.db'}")
-    store.add_documents({"d1": "an answer"})
+def test_new_pairs_replay_and_a_stable_validation_split(engine):
+    CorpusStore(engine).add({"d1": "an answer"})
+    store = FeedbackStore(engine)
     fill(store, 0, 400)
     settings = RetrainSettings(replay_ratio=0.5, validation_fraction=0.1, max_validation=1000)
     base = SimpleNamespace(training={})
-    first = assemble(store, base, settings)
+    first = assemble(store, base, settings, seed=42)
     assert first.replayed == 0 and first.feedback_upto == 400
     assert first.new_pairs + len(first.validation) == 400 and 20 <= len(first.validation) <= 60
     assert all(is_validation(p.query, 0.1) for p in first.validation)
@@ -24,7 +25,7 @@ def test_new_pairs_replay_and_a_stable_validation_split(tmp_path):
 
     fill(store, 400, 100)  # a child version trained on the first 400 sees 100 new ones
     child = SimpleNamespace(training={"data": first.summary()})
-    second = assemble(store, child, settings)
+    second = assemble(store, child, settings, seed=42)
     new = [p for p in second.train if p.feedback_id > 400]
     old = [p for p in second.train if p.feedback_id <= 400]
     assert len(new) == second.new_pairs and 80 <= second.new_pairs <= 100

@@ -8,24 +8,28 @@ import time
 
 import pytest
 
-from embedloop.app.retrain_entry import retrain_and_promote
-from embedloop.core.registry import CANDIDATE, PRODUCTION
-from embedloop.core.versions import open_registry
+from embedloop.app.retraining import retrain_and_promote
+from embedloop.core.models.registry import CANDIDATE, PRODUCTION
 from embedloop.retrain.pipeline import retrain
-from embedloop.retrain.runs import RunStore
-from tests.conftest import DATASETS, REPO, make_settings, seed_medquad
+from tests.conftest import DATASETS, REPO, seed_medquad
 
 # A random tiny model learns something in a few steps only at a high rate.
-FAST = {"learning_rate": 1e-3, "epochs": 2, "min_new_pairs": 50, "validation_fraction": 0.1,
-        "sts_dataset": str(DATASETS / "stsb_ccbysa" / "test.jsonl")}
+FAST = {"retrain": {"min_new_pairs": 50, "validation_fraction": 0.1},
+        "training": {"learning_rate": 1e-3, "epochs": 2},
+        "gates": {"sts_dataset": str(DATASETS / "stsb_ccbysa" / "test.jsonl")}}
 
 
-def test_a_run_registers_a_gated_candidate_and_policy_auto_promotes_it(tiny_home):
-    settings = make_settings(tiny_home, retrain={**FAST, "policy": "auto", "cooldown_s": 0})
-    seeded = seed_medquad(settings)
-    result = retrain_and_promote(settings, "probe_recall")
+def fast(**changes) -> dict:
+    """FAST with some groups' settings changed, e.g. ``fast(retrain={"cooldown_s": 0})``."""
+    return {group: {**FAST.get(group, {}), **changes.get(group, {})} for group in {*FAST, *changes}}
+
+
+def test_a_run_registers_a_gated_candidate_and_policy_auto_promotes_it(tiny_home, open_states):
+    state = open_states(tiny_home, **fast(retrain={"cooldown_s": 0}, promotion={"policy": "auto"}))
+    seeded = seed_medquad(state)
+    result = retrain_and_promote(state, "probe_recall")
     assert result.status == "succeeded", result.message
-    registry = open_registry(settings)
+    registry = state.registry
     version = registry.get(result.version)
     assert registry.alias(PRODUCTION) == version.name and registry.state(version.name).state == "approved"
     gates = version.metrics["gates"]
@@ -35,37 +39,37 @@ def test_a_run_registers_a_gated_candidate_and_policy_auto_promotes_it(tiny_home
     assert version.parent == "v1" and lineage["trigger"] == "probe_recall"
     assert lineage["data"]["new_pairs"] + lineage["data"]["validation_pairs"] == seeded["feedback"]
     assert lineage["data"]["feedback_upto"] == seeded["feedback"]
-    assert lineage["interpolation"]["alpha"] in FAST.get("interpolation", [0.5, 0.75, 1.0])
-    assert lineage["settings"]["learning_rate"] == 1e-3 and "webhook_url" not in lineage["settings"]
+    assert lineage["interpolation"]["alpha"] in [0.5, 0.75, 1.0]
+    assert lineage["settings"]["training"]["learning_rate"] == 1e-3 and "promotion" not in lineage["settings"]
     actions = [(e.action, e.actor) for e in reversed(registry.history())]
     assert actions[-3:] == [("register", "embedloop-retrain"), ("candidate", "embedloop-retrain"),
                             ("approve", "embedloop-retrain")]
-    assert RunStore(settings.monitoring_url).runs(1)[0].status == "succeeded"
+    assert state.runs.runs(1)[0].status == "succeeded"
 
-    again = retrain(settings)  # nothing new since v2 was trained
+    again = retrain(state)  # nothing new since v2 was trained
     assert again.status == "skipped" and "0 new feedback pairs" in again.message
 
 
-def test_a_failed_gate_rejects_the_candidate_with_its_reasons_then_cooldown(tiny_home):
-    settings = make_settings(tiny_home, retrain={**FAST, "min_gain": 1.0, "policy": "auto"})
-    seed_medquad(settings)
-    result = retrain_and_promote(settings)
+def test_a_failed_gate_rejects_the_candidate_with_its_reasons_then_cooldown(tiny_home, open_states):
+    state = open_states(tiny_home, **fast(gates={"min_gain": 1.0}, promotion={"policy": "auto"}))
+    seed_medquad(state)
+    result = retrain_and_promote(state)
     assert result.status == "rejected" and "is not 1 above production" in result.message
-    registry = open_registry(settings)
+    registry = state.registry
     assert registry.alias(PRODUCTION) == "v1" and registry.alias(CANDIDATE) is None
-    state = registry.state(result.version)
-    assert state.state == "rejected" and "is not 1 above" in state.reasons[0]
+    row = registry.state(result.version)
+    assert row.state == "rejected" and "is not 1 above" in row.reasons[0]
     assert registry.get(result.version).metrics["gates"]["passed"] is False
-    assert retrain(settings).status == "skipped"  # cooldown (default one hour)
-    assert retrain(settings, dry_run=True).status == "dry-run"
+    assert retrain(state).status == "skipped"  # cooldown (default one hour)
+    assert retrain(state, dry_run=True).status == "dry-run"
 
 
-def test_too_few_new_pairs_is_said_plainly(tiny_home):
-    settings = make_settings(tiny_home, retrain={**FAST, "min_new_pairs": 10_000})
-    seed_medquad(settings, train_queries=50)
-    result = retrain(settings)
+def test_too_few_new_pairs_is_said_plainly(tiny_home, open_states):
+    state = open_states(tiny_home, **fast(retrain={"min_new_pairs": 10_000}))
+    seed_medquad(state, train_queries=50)
+    result = retrain(state)
     assert result.status == "skipped" and "a run needs 10000" in result.message
-    assert RunStore(settings.monitoring_url).runs() == []
+    assert state.runs.runs() == []
 
 
 def phase_of(home):
@@ -78,13 +82,14 @@ def phase_of(home):
 
 
 @pytest.mark.parametrize("kill_at", ["mining", "training", "exporting", "gating"])
-def test_kill_9_leaves_the_registry_consistent_and_the_next_start_cleans_up(tiny_home, kill_at):
-    settings = make_settings(tiny_home)
-    seed_medquad(settings)
-    env = {**os.environ, "EMBEDLOOP_HOME": str(tiny_home), "EMBEDLOOP_RETRAIN__LEARNING_RATE": "1e-3",
-           "EMBEDLOOP_RETRAIN__EPOCHS": "1", "EMBEDLOOP_RETRAIN__MIN_NEW_PAIRS": "50"}
-    proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "embedloop"), "retrain"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def test_kill_9_leaves_the_registry_consistent_and_the_next_start_cleans_up(tiny_home, kill_at, open_states):
+    state = open_states(tiny_home)
+    settings = state.settings
+    seed_medquad(state)
+    env = {**os.environ, "EMBEDLOOP_TRAINING__LEARNING_RATE": "1e-3", "EMBEDLOOP_TRAINING__EPOCHS": "1",
+           "EMBEDLOOP_RETRAIN__MIN_NEW_PAIRS": "50"}
+    proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "embedloop"), "retrain", "--home", str(tiny_home)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while phase_of(tiny_home) != kill_at and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -92,13 +97,14 @@ def test_kill_9_leaves_the_registry_consistent_and_the_next_start_cleans_up(tiny
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
-    registry = open_registry(settings)
+    registry = state.registry
     assert [v.name for v in registry.versions()] == ["v1"] and registry.alias(PRODUCTION) == "v1"
-    assert sorted(p.name for p in settings.models_dir.iterdir()) == ["v1"]  # publish comes after the gates
+    versions = sorted(p.name for p in settings.models_dir.iterdir() if not p.name.startswith("."))
+    assert versions == ["v1"]  # publish comes after the gates
     # The next start (here one that then finds too few pairs) takes over the dead run's lease at
     # once, records the run as failed and removes what it left.
-    result = retrain(make_settings(tiny_home, retrain={"min_new_pairs": 10_000}))
+    result = retrain(open_states(tiny_home, retrain={"min_new_pairs": 10_000}))
     assert result.status == "skipped"
-    run = RunStore(settings.monitoring_url).runs()[0]
+    run = state.runs.runs()[0]
     assert run.status == "failed" and "interrupted" in run.message and run.phase == kill_at
     assert not any(settings.staging_dir.iterdir()) and not settings.runs_dir.exists()

@@ -8,13 +8,13 @@ import httpx
 import numpy as np
 import pytest
 
-from embedloop.core.querylog import QueryLogStore, samples_table
-from embedloop.core.registry import PRODUCTION
-from embedloop.core.versions import register_version
+from embedloop.core.models.registry import PRODUCTION
+from embedloop.core.models.versions import register_version
 from embedloop.service import metrics
-from embedloop.service.app import VERSION_HEADER, create_app
-from embedloop.service.engine import Engine
-from tests.conftest import make_settings
+from embedloop.service.app import create_app
+from embedloop.service.observe import VERSION_HEADER
+from embedloop.service.server import Server
+from tests.conftest import make_state
 
 pytestmark = pytest.mark.anyio
 
@@ -30,20 +30,22 @@ def counter(metric, **labels) -> float:
 
 @pytest.fixture
 async def served(tiny_home):
-    """(client, engine) for a fresh copy of the tiny state folder; settings via request.param."""
-    engines = []
+    """``start(**settings)`` -> (client, server) for a fresh copy of the tiny state folder."""
+    servers = []
 
     async def start(**overrides):
         overrides.setdefault("querylog", {"sample_rate": 1.0, "flush_interval_s": 0.05})
-        engine = Engine(make_settings(tiny_home, **overrides))
-        await engine.start()
-        engines.append(engine)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)), base_url="http://t")
-        return client, engine
+        server = Server(make_state(tiny_home, **overrides))
+        await server.start()
+        servers.append(server)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(server)), base_url="http://t")
+        return client, server
 
     yield start
-    for engine in engines:
-        await engine.stop()
+    for server in servers:
+        if not server.draining:
+            await server.stop()
+        server.state.close()
 
 
 async def embed(client, **body):
@@ -130,9 +132,9 @@ async def test_long_inputs_are_truncated_and_counted(served):
 
 
 async def test_full_queue_answers_429_with_retry_after(served):
-    client, engine = await served(serving={"max_queue_texts": 4, "max_batch_items": 2, "max_wait_ms": 0})
+    client, server = await served(serving={"max_queue_texts": 4, "max_batch_items": 2, "max_wait_ms": 0})
     gate = threading.Event()
-    engine.executor.submit(gate.wait, 10)  # occupy the inference thread
+    server.executor.submit(gate.wait, 10)  # occupy the inference thread
     waiting = asyncio.ensure_future(embed(client, input=["a", "b", "c", "d", "e"]))  # 2 taken, 3 wait
     await asyncio.sleep(0.1)
     refused = await embed(client, input=["d", "e", "f"])
@@ -143,33 +145,47 @@ async def test_full_queue_answers_429_with_retry_after(served):
 
 
 async def test_request_past_its_deadline_gets_504(served):
-    client, engine = await served(serving={"request_timeout_s": 0.2})
+    client, server = await served(serving={"request_timeout_s": 0.2})
     gate = threading.Event()
-    engine.executor.submit(gate.wait, 10)
+    server.executor.submit(gate.wait, 10)
     response = await embed(client, input="late")
     gate.set()
     assert response.status_code == 504 and response.json()["error"]["code"] == "deadline_exceeded"
 
 
-async def test_requests_and_sampled_texts_reach_the_query_log(served, tiny_home):
-    client, engine = await served()
+async def test_requests_and_sampled_texts_reach_the_query_log(served):
+    client, server = await served(serving={"max_inputs": 2})
     for text in ("sore throat", "back pain"):
         assert (await embed(client, input=text)).status_code == 200
-    assert (await embed(client, input="")).status_code == 400  # failures are logged too, without text
-    await engine.stop()
-    store = QueryLogStore(engine.settings.querylog_url)
-    assert store.count() == 2  # the 400 was refused before a model was chosen: nothing to attribute
+    assert (await embed(client, input="")).status_code == 400  # refused before a model was chosen: not logged
+    assert (await embed(client, input="x", dimensions=99)).status_code == 400  # after: logged, without text
+    await server.stop()
+    store = server.state.querylog
+    assert store.count_requests() == 3
     rows = store.sample_rows(version="v1")
     assert sorted(r.text for r in rows) == ["back pain", "sore throat"]
     assert all(r.embedding.shape == (32,) for r in rows)
-    assert store.count(samples_table) == 2
+    assert store.count_samples() == 2
 
 
-async def test_models_list_and_pinned_versions_after_a_hot_swap(served, tiny_home, tiny_base):
-    client, engine = await served()
-    v2 = register_version(engine.settings, engine.registry, tiny_base)
-    engine.registry.move_alias(PRODUCTION, v2.name)
-    assert await engine.pool.refresh()
+async def test_every_request_is_counted_by_endpoint_and_status(served):
+    client, _ = await served()
+    before = {s: counter(metrics.REQUESTS, endpoint="embeddings", status=s) for s in ("200", "404")}
+    models_before = counter(metrics.REQUESTS, endpoint="models", status="200")
+    await embed(client, input="x")
+    missing = await embed(client, input="x", model="embedloop@v9")
+    assert missing.status_code == 404 and VERSION_HEADER not in missing.headers
+    await client.get("/v1/models")
+    assert counter(metrics.REQUESTS, endpoint="embeddings", status="200") == before["200"] + 1
+    assert counter(metrics.REQUESTS, endpoint="embeddings", status="404") == before["404"] + 1
+    assert counter(metrics.REQUESTS, endpoint="models", status="200") == models_before + 1
+
+
+async def test_models_list_and_pinned_versions_after_a_hot_swap(served, tiny_base):
+    client, server = await served()
+    v2 = register_version(server.settings, server.state.registry, tiny_base)
+    server.state.registry.move_alias(PRODUCTION, v2.name)
+    assert await server.pool.refresh()
     assert (await embed(client, input="x")).headers[VERSION_HEADER] == "v2"
     pinned = await embed(client, input="x", model="embedloop@v1")
     assert pinned.status_code == 200 and pinned.json()["model"] == "embedloop@v1"
@@ -178,12 +194,12 @@ async def test_models_list_and_pinned_versions_after_a_hot_swap(served, tiny_hom
 
 
 async def test_tampered_version_is_refused_and_production_stays(served, tiny_base):
-    client, engine = await served()
-    v2 = register_version(engine.settings, engine.registry, tiny_base)
-    graph = engine.settings.models_dir / v2.artifact_dir / v2.manifest["graphs"]["int8"]
+    client, server = await served()
+    v2 = register_version(server.settings, server.state.registry, tiny_base)
+    graph = server.settings.models_dir / v2.artifact_dir / v2.manifest["graphs"]["int8"]
     graph.write_bytes(graph.read_bytes()[:-10] + b"0123456789")
-    engine.registry.move_alias(PRODUCTION, v2.name)
-    assert not await engine.pool.refresh()
+    server.state.registry.move_alias(PRODUCTION, v2.name)
+    assert not await server.pool.refresh()
     response = await embed(client, input="x")
     assert response.status_code == 200 and response.headers[VERSION_HEADER] == "v1"
     pinned = await embed(client, input="x", model="embedloop@v2")

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from embedloop.service.batcher import Batcher, BatchLimits, QueueFull
+from embedloop.service.batcher import Batcher, BatchLimits, DeadlineExceeded, QueueFull
 
 
 class FakeModel:
@@ -109,7 +109,7 @@ def test_expired_requests_time_out_and_are_not_computed():
         batcher = Batcher(model, ThreadPoolExecutor(1), BatchLimits(max_items=1, max_wait_s=0))
         blocker = asyncio.ensure_future(batcher.submit([ids(1)], later(5)))
         await asyncio.sleep(0.05)
-        with pytest.raises(TimeoutError):
+        with pytest.raises(DeadlineExceeded):
             await batcher.submit([ids(2)] * 3, later(0.05))
         gate.set()
         await blocker

@@ -3,14 +3,11 @@
 import httpx
 import pytest
 
-from embedloop.core.feedback import FeedbackStore
-from embedloop.core.probes import ProbeStore
-from embedloop.core.promotion import mark_candidate
-from embedloop.core.registry import PRODUCTION
-from embedloop.core.versions import open_registry, register_version
+from embedloop.core.models.registry import PRODUCTION
+from embedloop.core.models.versions import register_version
 from embedloop.service.app import create_app
-from embedloop.service.engine import Engine
-from tests.conftest import make_settings
+from embedloop.service.server import Server
+from tests.conftest import make_state
 
 pytestmark = pytest.mark.anyio
 TOKEN = "s3cret-token"
@@ -22,26 +19,39 @@ def anyio_backend():
 
 
 @pytest.fixture
-async def client(tiny_home):
-    settings = make_settings(tiny_home, admin={"token": TOKEN}, monitoring={"probes": {"feedback_fraction": 0.0}})
-    FeedbackStore(settings.monitoring_url).add_documents({"d1": "Glaucoma damages the optic nerve.",
-                                                          "d2": "Asthma narrows the airways."})
-    engine = Engine(settings)
-    await engine.start()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)), base_url="http://t") as c:
-        yield c, settings
-    await engine.stop()
+async def serve(tiny_home):
+    """``serve(**settings)`` -> an HTTP client of a started server, and the server."""
+    servers = []
+
+    async def start(**overrides):
+        server = Server(make_state(tiny_home, **overrides))
+        server.state.corpus.add({"d1": "Glaucoma damages the optic nerve.", "d2": "Asthma narrows the airways."})
+        await server.start()
+        servers.append(server)
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(server)), base_url="http://t"), server
+
+    yield start
+    for server in servers:
+        await server.stop()
+        server.state.close()
+
+
+@pytest.fixture
+async def client(serve):
+    http, server = await serve(admin={"token": TOKEN}, probes={"feedback_fraction": 0.0})
+    async with http:
+        yield http, server.state
 
 
 async def test_feedback_single_and_batch_is_stored(client):
-    http, settings = client
+    http, state = client
     one = await http.post("/v1/feedback", json={"query": "What is glaucoma?", "positive_id": "d1"})
     assert one.status_code == 200 and one.json()["accepted"] == 1
     batch = await http.post("/v1/feedback", json=[
         {"query": "What is glaucoma?", "positive_id": "d1"},
         {"query": "Asthma treatment?", "positive_text": "Inhalers help.", "negative_ids": ["d1"], "group": "lungs"}])
     assert batch.json() == {"object": "feedback.result", "accepted": 1, "to_probes": 0, "duplicates": 1}
-    pairs = FeedbackStore(settings.monitoring_url).pairs()
+    pairs = state.feedback.pairs()
     assert [(p.query, p.positive, p.negatives) for p in pairs] == [
         ("What is glaucoma?", "Glaucoma damages the optic nerve.", []),
         ("Asthma treatment?", "Inhalers help.", ["Glaucoma damages the optic nerve."])]
@@ -56,24 +66,20 @@ async def test_feedback_single_and_batch_is_stored(client):
     (b'[{"query": "q", "positive_id": "d1"}, {"query": "r", "positive_id": "nope"}]', "[1]", "unknown_document"),
 ])
 async def test_bad_feedback_is_a_400_and_writes_nothing(client, body, param, code):
-    http, settings = client
+    http, state = client
     response = await http.post("/v1/feedback", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["code"] == code
     if param:
         assert response.json()["error"]["param"] == param
-    assert FeedbackStore(settings.monitoring_url).count() == 0
+    assert state.feedback.count() == 0
 
 
-async def test_feedback_share_for_probes(tiny_home):
-    settings = make_settings(tiny_home, monitoring={"probes": {"feedback_fraction": 1.0}})
-    FeedbackStore(settings.monitoring_url).add_documents({"d1": "Glaucoma damages the optic nerve."})
-    engine = Engine(settings)
-    await engine.start()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)), base_url="http://t") as http:
+async def test_feedback_share_for_probes(serve):
+    http, server = await serve(probes={"feedback_fraction": 1.0})
+    async with http:
         response = await http.post("/v1/feedback", json={"query": "glaucoma?", "positive_id": "d1", "group": "eyes"})
-    await engine.stop()
     assert response.json()["to_probes"] == 1
-    assert ProbeStore(settings.monitoring_url).load().groups == ["eyes"]
+    assert server.state.probes.load().groups == ["eyes"]
 
 
 async def test_admin_needs_the_bearer_token(client):
@@ -86,23 +92,20 @@ async def test_admin_needs_the_bearer_token(client):
     assert ok.status_code == 200 and ok.json()["data"][0]["aliases"] == ["production"]
 
 
-async def test_admin_is_off_without_a_token(tiny_home):
-    engine = Engine(make_settings(tiny_home))
-    await engine.start()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(engine)), base_url="http://t") as http:
+async def test_admin_is_off_without_a_token(serve):
+    http, _ = await serve()
+    async with http:
         response = await http.post("/admin/rollback", headers={"authorization": "Bearer anything"})
-    await engine.stop()
     assert response.status_code == 503 and response.json()["error"]["code"] == "admin_disabled"
 
 
 async def test_approve_reject_rollback_over_the_admin_api(client, tiny_base):
-    http, settings = client
+    http, state = client
     auth = {"authorization": f"Bearer {TOKEN}"}
-    registry = open_registry(settings)
     for _ in range(2):
-        register_version(settings, registry, tiny_base)
-    mark_candidate(settings, registry, "v2")
-    mark_candidate(settings, registry, "v3")
+        register_version(state.settings, state.registry, tiny_base)
+    state.promotion.mark_candidate("v2")
+    state.promotion.mark_candidate("v3")
 
     assert (await http.post("/admin/models/v9/approve", headers=auth)).status_code == 404
     assert (await http.post("/admin/models/v1/approve", headers=auth)).status_code == 409  # not a candidate

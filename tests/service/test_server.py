@@ -11,9 +11,10 @@ import httpx
 import numpy as np
 import pytest
 
-from embedloop.core.registry import PRODUCTION
-from embedloop.core.versions import ensure_production, load_encoder, open_registry, register_version
-from tests.conftest import make_settings
+from embedloop.core.models.promotion import ensure_production
+from embedloop.core.models.registry import PRODUCTION
+from embedloop.core.models.versions import load_encoder, register_version
+from tests.conftest import make_state
 from tests.servers import start_server
 
 pytestmark = pytest.mark.integration
@@ -22,9 +23,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def real_home(tmp_path_factory, real_base):
     home = tmp_path_factory.mktemp("real-home")
-    settings = make_settings(home)
-    registry = open_registry(settings)
-    ensure_production(registry, register_version(settings, registry, real_base).name)
+    with make_state(home) as state:
+        ensure_production(state.registry, register_version(state.settings, state.registry, real_base).name)
     return home
 
 
@@ -47,8 +47,8 @@ def test_openai_client_float_and_base64(server, real_home):
     a = np.array([d.embedding for d in as_float.data])
     b = np.array([d.embedding for d in as_default.data])
     assert a.shape == (2, 384) and np.allclose(a, b, atol=1e-6)
-    settings = make_settings(real_home)
-    local = load_encoder(settings, open_registry(settings).get("v1")).encode(texts)
+    with make_state(real_home) as state:
+        local = load_encoder(state.settings, state.registry.get("v1")).encode(texts)
     assert np.allclose(a, local, atol=1e-4)  # the server serves exactly the registered int8 graph
     short = client.embeddings.create(model="embedloop@v1", input="glaucoma", dimensions=64)
     assert len(short.data[0].embedding) == 64
@@ -91,10 +91,10 @@ def test_metrics_pass_promtool(server, tmp_path):
     assert problems == [], problems
 
 
-def test_hot_swap_under_concurrent_traffic(server, real_home, real_base):
-    settings = make_settings(real_home)
-    registry = open_registry(settings)
-    v2 = register_version(settings, registry, real_base)
+def test_hot_swap_under_concurrent_traffic(server, real_home, real_base, open_states):
+    state = open_states(real_home)
+    registry = state.registry
+    v2 = register_version(state.settings, registry, real_base)
     results: list[tuple[float, int, str]] = []
     stop = threading.Event()
 
@@ -185,6 +185,5 @@ def test_two_worker_processes_share_one_state_folder(tiny_home, tmp_path):
         assert 'embedloop_requests_total{endpoint="embeddings",status="200"} 64.0' in metrics_text  # summed
     finally:
         srv.stop()
-    from embedloop.core.querylog import QueryLogStore
-
-    assert QueryLogStore(make_settings(tiny_home).querylog_url).count() == 64  # both writers, one SQLite file
+    with make_state(tiny_home) as state:
+        assert state.querylog.count_requests() == 64  # both writers, one SQLite file

@@ -1,0 +1,1 @@
+"""The ``embedloop`` command line (typer): one module per group of commands."""

@@ -1,0 +1,3 @@
+from embedloop.app.cli.main import main
+
+main()

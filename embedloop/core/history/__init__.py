@@ -1,0 +1,1 @@
+"""What happened: logged requests and queries, check runs, triggers, retraining runs."""

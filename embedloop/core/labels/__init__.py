@@ -1,0 +1,1 @@
+"""Labels: the corpus, feedback pairs, the probe set, and the files they are imported from."""

@@ -1,0 +1,1 @@
+"""Databases: engines, tables, insert-or-ignore, leases. SQLite and PostgreSQL."""

@@ -1,0 +1,66 @@
+"""Everything one serving process holds: its state (settings and stores), the model pool and the
+query-log writer. BentoML creates one per worker process; the routes find it on the app."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from embedloop.core.history.querylog import QueryLogWriter
+from embedloop.core.state import State
+from embedloop.service import metrics
+from embedloop.service.pool import ModelPool
+
+log = logging.getLogger(__name__)
+
+
+class Server:
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.settings = state.settings
+        # One inference thread: ONNX Runtime parallelises inside a forward pass; the event loop
+        # keeps parsing and answering HTTP while it runs.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx")
+        self.pool = ModelPool(self.settings, state.registry, self.executor)
+        self.querylog: QueryLogWriter | None = None
+        if self.settings.querylog.enabled:
+            self.querylog = QueryLogWriter(
+                state.querylog,
+                self.settings.querylog,
+                on_written=metrics.QUERYLOG_WRITES.inc,
+                on_dropped=metrics.QUERYLOG_DROPS.inc,
+                on_failed=metrics.QUERYLOG_FAILURES.inc,
+            )
+        self.draining = False
+        self._follow: asyncio.Task | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.pool.ready and not self.draining
+
+    async def start(self) -> None:
+        if self.querylog is not None:
+            self.querylog.start()
+        try:
+            await self.pool.refresh()
+        except Exception:
+            log.exception("initial model load failed; will keep trying")
+        if not self.pool.ready:
+            log.error("no production version could be loaded from %s; run `embedloop init` first",
+                      self.settings.home)
+        self._follow = asyncio.get_running_loop().create_task(self.pool.follow(), name="follow-production")
+        # Everything alive now lives as long as the process: keep it out of the collector's full
+        # passes, which otherwise grow with it and stall the event loop.
+        gc.collect()
+        gc.freeze()
+
+    async def stop(self) -> None:
+        self.draining = True
+        if self._follow is not None:
+            self._follow.cancel()
+        await self.pool.stop()
+        if self.querylog is not None:
+            await asyncio.to_thread(self.querylog.close)
+        self.executor.shutdown(wait=True)
