@@ -170,8 +170,9 @@ def on_database(database_url):
 
 # -- data -----------------------------------------------------------------------------------------
 def seed_medquad(state, train_queries: int = 300, probe_queries: int = 60, extra_docs: int = 300,
-                 sources: tuple[str, ...] | None = None, probe_fraction: float = 0.0) -> dict:
-    """A small MedQuAD slice in a state folder: corpus, feedback (train qrels), probes (test qrels)."""
+                 sources: tuple[str, ...] | None = None, probe_fraction: float = 0.0, shuffled: bool = False) -> dict:
+    """A small MedQuAD slice in a state folder: corpus, feedback (train qrels), probes (test qrels).
+    ``shuffled``: every feedback pair names another query's answer (feedback without signal)."""
     import random
 
     from embedloop.core.labels.beir import load_beir
@@ -188,7 +189,12 @@ def seed_medquad(state, train_queries: int = 300, probe_queries: int = 60, extra
     state.corpus.add({d: train.corpus[d] for d in sorted(docs)})
     state.probes.add([ProbeQuery(q, test.queries[q]["text"], test.queries[q]["source"], tuple(test.qrels[q]))
                       for q in test_ids])
+    pairs = [(q, d) for q in train_ids for d in train.qrels[q]]
+    if shuffled:
+        answers = [d for _, d in pairs]
+        random.Random(1).shuffle(answers)
+        pairs = [(q, d) for (q, _), d in zip(pairs, answers)]
     items = [FeedbackItem(query=train.queries[q]["text"], positive_id=d, group=train.queries[q]["source"])
-             for q in train_ids for d in train.qrels[q]]
+             for q, d in pairs]
     result = state.feedback.add(items, origin="import", probe_fraction=probe_fraction)
     return {"docs": len(docs), "feedback": result.accepted, "probes": len(test_ids)}

@@ -14,7 +14,7 @@ def retrain_and_promote(state: State, trigger: str = "manual", *, dry_run: bool 
     if result.status != "succeeded":
         return result
     if state.settings.promotion.policy == "auto":
-        move = state.promotion.approve(result.version, actor=ACTOR, reason="policy auto: passed every gate")
+        move = state.promotion.approve(result.version, actor=ACTOR, reason="policy auto: passed its gates")
         result.message += f"; promoted (policy auto): production {move.from_version} -> {move.to_version}"
     else:
         result.message += f"; waiting for approval: embedloop models approve {result.version}"

@@ -7,6 +7,7 @@ Values already set by the user win.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 OFFLINE_DEFAULTS = {
@@ -17,11 +18,15 @@ OFFLINE_DEFAULTS = {
     "TOKENIZERS_PARALLELISM": "false",
     "BENTOML_DO_NOT_TRACK": "true",
     "DO_NOT_TRACK": "1",
+    "TRANSFORMERS_VERBOSITY": "error",  # not "`torch_dtype` is deprecated" on every load
 }
+# Libraries whose warnings are about their own internals, not about anything a user can act on.
+QUIET_MODULES = r"(torch|transformers|optimum|sentence_transformers|onnxruntime|datasets|accelerate)(\.|$)"
 
 
 def apply_defaults(home: Path | None = None) -> None:
     for key, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    warnings.filterwarnings("ignore", module=QUIET_MODULES)
     if home is not None:
         os.environ.setdefault("BENTOML_HOME", str(Path(home).resolve() / "bentoml"))

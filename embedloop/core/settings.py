@@ -116,10 +116,11 @@ class ProbeSettings(Group):
     split: str = Field("test", description="qrels split of that dataset")
     group_field: str = Field("source", description="query field naming a probe group")
     interval_s: float = Field(3600.0, gt=0, description="how often the probe check runs")
-    metric: Metric = Field("recall@10", description="what the alarm watches")
-    floor: float = Field(0.8, ge=0, le=1, description="alarm when the metric falls below")
-    max_drop: float = Field(0.05, ge=0, le=1,
-                            description="alarm when the metric drops this far below its value at promotion")
+    metric: Metric = Field("mrr@10", description="what the alarm watches")
+    floor: float | None = Field(None, ge=0, le=1, description="alarm when the metric falls below this "
+                                "(unset: no absolute floor; what is good differs by dataset)")
+    max_drop: float = Field(0.05, ge=0, le=1, description="alarm when the metric drops this far below its value "
+                            "at the version's first check (which sets the baseline and never alarms on it)")
     feedback_fraction: float = Field(0.1, ge=0, le=1,
                                      description="share of feedback (by query hash) that becomes probes")
 
@@ -135,7 +136,7 @@ class DaemonSettings(Group):
 class RetrainSettings(Group):
     """When a run starts and what data it takes."""
 
-    min_new_pairs: int = Field(200, ge=1, description="new feedback pairs a run needs")
+    min_new_pairs: int = Field(200, ge=1, description="new feedback pairs to train on that a run needs")
     cooldown_s: float = Field(3600.0, ge=0, description="quiet time after a run that produced a version")
     lease_ttl_s: float = Field(120.0, gt=1, description="a run that stops heart-beating loses its lease")
     replay_ratio: float = Field(0.5, ge=0, description="replayed earlier pairs per new pair")
@@ -164,11 +165,22 @@ class MiningSettings(Group):
 
 
 class GateSettings(Group):
+    """What a candidate must show before it can be promoted, measured on its int8 graph as served.
+    Probe comparisons are paired per query, with a bootstrap confidence interval."""
+
     metric: Metric = Field("mrr@10", description="probe metric a candidate must improve")
-    min_gain: float = Field(0.005, ge=0, description="probe metric gain over production needed")
-    max_regression: float = Field(0.01, ge=0, description="allowed loss on the probe set production was promoted on")
+    min_gain: float = Field(0.005, ge=0, description="the gain's lower confidence bound must reach this")
+    max_regression: float = Field(0.01, ge=0, description="a group (or the probes production was promoted on) "
+                                  "that confidently fell by more than this blocks promotion")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="one-sided confidence of every probe decision")
+    min_group_queries: int = Field(30, ge=2, description="groups with fewer probe queries are shown, not gated")
+    resamples: int = Field(4999, ge=99, description="bootstrap and permutation resamples (seeded)")
     sts_dataset: Path | None = Field(None, description="jsonl with sentence1, sentence2, score (STS-B style)")
     sts_min_ratio: float = Field(0.98, ge=0, le=1, description="STS Spearman needed, relative to the parent")
+    retention_dataset: Path | None = Field(None, description="BEIR folder of general-domain retrieval, never "
+                                           "trained on (e.g. se_retention); unset = gate skipped")
+    retention_min_ratio: float = Field(0.99, ge=0, le=1,
+                                       description="MRR@10 on the retention set needed, relative to the parent")
 
 
 class PromotionSettings(Group):

@@ -1,6 +1,6 @@
 """The probe check: embed the probe set with a version as served, store and export the metrics,
-and alarm (asking for retraining) when production's metric is below its floor or has fallen too
-far since the version's first check."""
+and alarm (asking for retraining) when production's metric has fallen too far since the version's
+first check, or below an absolute floor if one is set."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from embedloop.monitoring.report import CheckReport, CheckStatus
 NAME = "probe"
 
 
-def probe_alarm(value: float, baseline: float | None, floor: float, max_drop: float,
-                metric: str = "recall@10") -> str | None:
+def probe_alarm(value: float, baseline: float | None, floor: float | None, max_drop: float,
+                metric: str = "mrr@10") -> str | None:
     """Why the probe metric is alarming, or None."""
-    if value < floor:
+    if floor is not None and value < floor:
         return f"{metric} {value:.4f} is below the floor {floor:.4f}"
     if baseline is not None and value < baseline - max_drop:
         return f"{metric} {value:.4f} dropped more than {max_drop:.4f} below {baseline:.4f} at promotion"
@@ -53,8 +53,8 @@ class ProbeCheck:
             return CheckReport(NAME, version, CheckStatus.SKIPPED, message="the probe set is empty")
         result = evaluate_probes(load_encoder(state.settings, model), graph_key(model), probes,
                                  state.settings.corpus_cache_dir, progress)
-        previous = state.checks.probe_runs(version)
-        baseline = previous[-1].metrics[p.metric] if previous else None  # the first run: at promotion
+        first = state.checks.first_probe_run(version)
+        baseline = first.metrics.get(p.metric) if first else None  # the version's first check sets it
         value = result["metrics"][p.metric]
         alarm = probe_alarm(value, baseline, p.floor, p.max_drop, p.metric) if version == production else None
         state.checks.add_probe_run(version, result["metrics"], result["groups"], alarm)

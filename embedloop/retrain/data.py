@@ -2,15 +2,20 @@
 
 New feedback since the parent version, plus a replay sample of the pairs earlier versions were
 trained on, minus a validation split held out by a hash of the query (so a validation query is
-never trained on, in this run or a later one). Probe queries never reach this table at all.
+never trained on, in this run or a later one). Probe queries never reach the feedback table at
+all, and nothing from the retention set (evaluation only) is trained on: pairs that touch it are
+left out and counted.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from embedloop.core.labels import split
+from embedloop.core.labels.beir import load_beir
 from embedloop.core.labels.feedback import FeedbackStore, TrainingPair
 from embedloop.core.models.registry import ModelVersion
 from embedloop.core.settings import RetrainSettings
@@ -20,14 +25,30 @@ from embedloop.core.settings import RetrainSettings
 class TrainingData:
     train: list[TrainingPair]
     validation: list[TrainingPair]
-    new_pairs: int
-    replayed: int
+    new_feedback: int  # pairs added since the parent was trained
+    new_train: int  # of those, to train on
+    new_validation: int  # of those, held out by the query hash
+    excluded: int  # of those, left out because they touch the retention set
+    replayed: int  # earlier pairs trained on again
     feedback_upto: int
-    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def new_pairs(self) -> int:
+        """New pairs to train on: what ``retrain.min_new_pairs`` counts."""
+        return self.new_train
 
     def summary(self) -> dict[str, int]:
-        return {"new_pairs": self.new_pairs, "replayed_pairs": self.replayed, "train_pairs": len(self.train),
+        return {"new_feedback": self.new_feedback, "new_train": self.new_train,
+                "new_validation": self.new_validation, "excluded_retention": self.excluded,
+                "replayed_pairs": self.replayed, "train_pairs": len(self.train),
                 "validation_pairs": len(self.validation), "feedback_upto": self.feedback_upto}
+
+    def account(self, parent: str) -> str:
+        """One sentence that adds up."""
+        excluded = f", {self.excluded} left out (in the retention set)" if self.excluded else ""
+        return (f"{self.new_feedback} new feedback pairs since {parent}: {self.new_train} to train on, "
+                f"{self.new_validation} held out for validation{excluded}; {self.replayed} earlier pairs replayed; "
+                f"training on {len(self.train)}, validating on {len(self.validation)}")
 
 
 def is_validation(query: str, fraction: float) -> bool:
@@ -39,16 +60,36 @@ def trained_upto(parent: ModelVersion) -> int:
     return int((parent.training or {}).get("data", {}).get("feedback_upto", 0))
 
 
-def assemble(store: FeedbackStore, parent: ModelVersion, settings: RetrainSettings, seed: int) -> TrainingData:
+def held_out_texts(folder: Path | None) -> set[str]:
+    """The normalised query and document texts of an evaluation-only dataset (empty without one)."""
+    if folder is None:
+        return set()
+    data = load_beir(folder, "test")
+    return {split.normalised(t) for t in [*data.corpus.values(), *(q["text"] for q in data.queries.values())]}
+
+
+def touches(texts: set[str]) -> Callable[[TrainingPair], bool]:
+    def check(pair: TrainingPair) -> bool:
+        return any(split.normalised(t) in texts for t in (pair.query, pair.positive, *pair.negatives))
+
+    return check
+
+
+def assemble(store: FeedbackStore, parent: ModelVersion, settings: RetrainSettings, seed: int,
+             held_out: set[str] | None = None) -> TrainingData:
     upto = trained_upto(parent)
     last = store.last_id()
     new = store.pairs(after_id=upto, up_to_id=last)
     old = store.pairs(after_id=0, up_to_id=upto) if upto else []
+    forbidden = touches(held_out or set())
+    excluded = sum(map(forbidden, new))
+    new, old = [p for p in new if not forbidden(p)], [p for p in old if not forbidden(p)]
     held = [p for p in new + old if is_validation(p.query, settings.validation_fraction)]
     new_train = [p for p in new if not is_validation(p.query, settings.validation_fraction)]
     old_train = [p for p in old if not is_validation(p.query, settings.validation_fraction)]
     rng = random.Random(seed)
     replay = rng.sample(old_train, min(len(old_train), round(settings.replay_ratio * len(new_train))))
     validation = rng.sample(held, min(len(held), settings.max_validation))
-    return TrainingData(train=new_train + replay, validation=validation, new_pairs=len(new_train),
+    return TrainingData(train=new_train + replay, validation=validation, new_feedback=len(new) + excluded,
+                        new_train=len(new_train), new_validation=len(new) - len(new_train), excluded=excluded,
                         replayed=len(replay), feedback_upto=last)

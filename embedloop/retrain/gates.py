@@ -1,81 +1,194 @@
 """Promotion gates, measured on the candidate's int8 graph exactly as it would be served.
 
-1. probe metric (a setting) >= production's + ``min_gain``;
-2. on the probe queries that existed when production was promoted: no loss beyond ``max_regression``;
-3. STS Spearman >= ``sts_min_ratio`` x the parent's (when an STS file is configured);
-4. int8 parity (export refuses a graph below its thresholds; the figures are recorded here).
+1. **probe gain** — per query, candidate vs production on the probe set: the one-sided lower
+   confidence bound of the mean gain in ``gates.metric`` must reach ``gates.min_gain``;
+2. **earlier probes** — on the probe queries that existed when production was promoted, the
+   candidate must not have confidently fallen by more than ``gates.max_regression``;
+3. **groups** and **origins** — the same for every probe group with enough queries, and for
+   imported vs feedback-derived probes;
+4. **STS** — Spearman on ``gates.sts_dataset`` ≥ ``gates.sts_min_ratio`` × the parent's;
+5. **retention** — MRR@10 on ``gates.retention_dataset`` (general-domain retrieval, never trained
+   on) ≥ ``gates.retention_min_ratio`` × the parent's.
+
+A gate without what it needs is *skipped* and says why; only gates that ran can pass. (int8 parity
+is enforced at export; its figures are recorded here.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embedloop.core.evaluation.probes import evaluate_probes
+from embedloop.core.evaluation.paired import PairedComparison, compare
+from embedloop.core.evaluation.probes import ProbeScores, score_probes
 from embedloop.core.evaluation.sts import sts_spearman
-from embedloop.core.labels.probes import ProbeSet
-from embedloop.core.models.artifacts import sha256_file
+from embedloop.core.labels.probes import ProbeSet, probe_set_of
 from embedloop.core.models.encoder import OnnxEncoder
-from embedloop.core.models.export import INT8_GRAPH
 from embedloop.core.progress import Progress, no_progress
 from embedloop.core.settings import GateSettings
 
 
+class GateStatus(str, Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class Gate:
+    name: str
+    status: GateStatus
+    detail: str
+
+
+@dataclass(frozen=True)
+class ServedGraph:
+    """A version's int8 graph as served, and the key its corpus embeddings are cached under."""
+
+    key: str
+    encoder: OnnxEncoder
+
+
 @dataclass
 class GateReport:
-    passed: bool
-    reasons: list[str] = field(default_factory=list)
+    metric: str
+    gates: list[Gate] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def passed(self) -> bool:
+        return not any(g.status is GateStatus.FAILED for g in self.gates)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [g.detail for g in self.gates if g.status is GateStatus.FAILED]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [f"{g.name}: {g.detail}" for g in self.gates if g.status is GateStatus.SKIPPED]
+
+    def add(self, name: str, passed: bool | None, detail: str) -> None:
+        """``passed`` None: skipped."""
+        status = GateStatus.SKIPPED if passed is None else GateStatus.PASSED if passed else GateStatus.FAILED
+        self.gates.append(Gate(name, status, detail))
+
     def as_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "reasons": self.reasons, **self.figures}
+        return {"passed": self.passed, "reasons": self.reasons, "skipped": self.skipped, "metric": self.metric,
+                "gates": [{**asdict(g), "status": g.status.value} for g in self.gates], **self.figures}
 
 
-def run_gates(settings: GateSettings, cache: Path, candidate: OnnxEncoder, candidate_folder: Path, manifest: dict,
-              production: tuple[str, OnnxEncoder] | None, parent: OnnxEncoder, probes: ProbeSet,
-              promoted_at: float | None, progress: Progress = no_progress) -> GateReport:
-    """Every gate's figures and verdict; ``cache`` holds corpus embeddings per graph."""
-    metric = settings.metric
-    candidate_key = sha256_file(candidate_folder / INT8_GRAPH)[:16]  # as graph_key() names it once registered
-    report = GateReport(passed=True, figures={"metric": metric, "parity": manifest.get("parity", {})})
+def signed(value: float) -> str:
+    return f"{value:+.4f}"
 
-    def fail(reason: str) -> None:
-        report.passed = False
-        report.reasons.append(reason)
 
-    if not probes.query_ids:
-        fail("the probe set is empty: no evidence the candidate is better")
+class Gates:
+    def __init__(self, settings: GateSettings, cache_dir: Path, progress: Progress = no_progress) -> None:
+        self.settings, self.cache_dir, self.progress = settings, cache_dir, progress
+
+    def compare(self, candidate: np.ndarray, baseline: np.ndarray, threshold: float) -> PairedComparison:
+        s = self.settings
+        return compare(candidate, baseline, threshold, s.confidence, s.resamples)
+
+    def run(self, candidate: ServedGraph, production: ServedGraph, parent: ServedGraph, probes: ProbeSet,
+            promoted_at: float | None, parity: dict | None = None) -> GateReport:
+        report = GateReport(self.settings.metric, figures={"parity": parity or {}})
+        if probes.query_ids:
+            self.probe_gates(report, score_probes(candidate.encoder, candidate.key, probes, self.cache_dir,
+                                                  self.progress),
+                             score_probes(production.encoder, production.key, probes, self.cache_dir, self.progress),
+                             promoted_at)
+        else:
+            report.add("probe gain", False, "the probe set is empty: no evidence the candidate is better")
+        self.sts_gate(report, candidate, parent)
+        self.retention_gate(report, candidate, parent)
         return report
-    mine = evaluate_probes(candidate, candidate_key, probes, cache, progress)
-    report.figures["candidate_probe"] = mine["metrics"]
-    report.figures["candidate_probe_groups"] = mine["groups"]
-    if production is not None:
-        prod_key, prod_encoder = production
-        theirs = evaluate_probes(prod_encoder, prod_key, probes, cache, progress)
-        report.figures["production_probe"] = theirs["metrics"]
-        gain = mine["metrics"][metric] - theirs["metrics"][metric]
-        report.figures["gain"] = gain
-        if gain < settings.min_gain:
-            fail(f"probe {metric} {mine['metrics'][metric]:.4f} is not {settings.min_gain:g} above production's "
-                 f"{theirs['metrics'][metric]:.4f}")
+
+    # -- the probe set ---------------------------------------------------------------------------
+    def probe_gates(self, report: GateReport, mine: ProbeScores, theirs: ProbeScores,
+                    promoted_at: float | None) -> None:
+        s, metric, probes = self.settings, self.settings.metric, mine.probes
+        for side, scores in (("candidate", mine), ("production", theirs)):
+            summary = scores.summary()
+            report.figures[f"{side}_probe"] = summary["metrics"]
+            report.figures[f"{side}_probe_groups"] = summary["groups"]
+        a, b = mine.per_query[metric], theirs.per_query[metric]
+        gain = self.compare(a, b, s.min_gain)
+        report.figures["gain"] = gain.as_dict()
+        bound = f"{s.confidence:.0%} lower bound {signed(gain.ci_low)}"
+        if gain.clears:
+            report.add("probe gain", True, f"{metric} {signed(gain.mean)} ({bound}) on {gain.queries} queries")
+        else:
+            needed = (f"about {gain.queries_needed} probe queries would decide a gain this size"
+                      if gain.queries_needed else "no gain to confirm")
+            report.add("probe gain", False, f"probe {metric} {gain.candidate:.4f} vs production's {gain.baseline:.4f}: "
+                       f"gain {signed(gain.mean)} ({bound}) does not clear {s.min_gain:g} on {gain.queries} queries; "
+                       f"{needed}")
+
         earlier = np.flatnonzero(np.array(probes.added_at) <= promoted_at) if promoted_at is not None else []
         if len(earlier):
-            old_mine = evaluate_probes(candidate, candidate_key, probes, cache, subset=earlier)["metrics"][metric]
-            old_theirs = evaluate_probes(prod_encoder, prod_key, probes, cache, subset=earlier)["metrics"][metric]
-            report.figures["previous_probe"] = {"queries": len(earlier), "candidate": old_mine,
-                                                "production": old_theirs}
-            if old_mine < old_theirs - settings.max_regression:
-                fail(f"{metric} on the {len(earlier)} earlier probe queries fell from {old_theirs:.4f} to "
-                     f"{old_mine:.4f} (tolerance {settings.max_regression:g})")
-    if settings.sts_dataset is not None:
-        mine_sts, parent_sts = sts_spearman(candidate, settings.sts_dataset), sts_spearman(parent, settings.sts_dataset)
-        ratio = mine_sts / parent_sts if parent_sts > 0 else 0.0
-        report.figures["sts"] = {"candidate": mine_sts, "parent": parent_sts, "ratio": ratio}
-        if ratio < settings.sts_min_ratio:
-            fail(f"STS Spearman {mine_sts:.4f} is below {settings.sts_min_ratio:g} x the parent's {parent_sts:.4f}")
-    else:
-        report.figures["sts"] = "skipped: gates.sts_dataset is not set"
-    return report
+            change = self.compare(a[earlier], b[earlier], -s.max_regression)
+            report.figures["previous_probe"] = change.as_dict()
+            fell = change.confidently_below(-s.max_regression)
+            report.add("earlier probes", not fell, f"{metric} {signed(change.mean)} on the {change.queries} probe "
+                       f"queries production was promoted on ({s.confidence:.0%} upper bound {signed(change.ci_high)},"
+                       f" tolerance {s.max_regression:g})")
+        else:
+            report.add("earlier probes", None, "no probe queries existed when production was promoted")
+        for name, labels in (("groups", probes.groups), ("origins", probes.origins)):
+            self.subsets_gate(report, name, np.array(labels), a, b)
+
+    def subsets_gate(self, report: GateReport, name: str, labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        """No subset (probe group, or probe origin) with enough queries may confidently fall beyond the tolerance."""
+        s, figures, fallen, judged = self.settings, {}, [], 0
+        for label in sorted(set(labels.tolist())):
+            idx = np.flatnonzero(labels == label)
+            if idx.size < s.min_group_queries:
+                figures[label] = {"queries": int(idx.size), "mean": float((a[idx] - b[idx]).mean()),
+                                  "decided": False, "note": f"fewer than {s.min_group_queries} queries: not gated"}
+                continue
+            change = self.compare(a[idx], b[idx], -s.max_regression)
+            judged += 1
+            figures[label] = {**change.as_dict(), "decided": True}
+            if change.confidently_below(-s.max_regression):
+                fallen.append(f"{label} {signed(change.mean)} (upper bound {signed(change.ci_high)})")
+        report.figures[f"probe_{name}"] = figures
+        if not judged:
+            report.add(name, None, f"no probe {name[:-1]} has {s.min_group_queries} queries")
+        elif fallen:
+            report.add(name, False, f"{self.settings.metric} fell beyond {s.max_regression:g} in: {', '.join(fallen)}")
+        else:
+            report.add(name, True, f"none of {judged} {name} fell beyond {s.max_regression:g}")
+
+    # -- general-domain retention ----------------------------------------------------------------
+    def sts_gate(self, report: GateReport, candidate: ServedGraph, parent: ServedGraph) -> None:
+        s = self.settings
+        if s.sts_dataset is None:
+            report.add("sts", None, "gates.sts_dataset is not set")
+            return
+        mine, theirs = sts_spearman(candidate.encoder, s.sts_dataset), sts_spearman(parent.encoder, s.sts_dataset)
+        ratio = mine / theirs if theirs > 0 else 0.0
+        report.figures["sts"] = {"candidate": mine, "parent": theirs, "ratio": ratio}
+        report.add("sts", ratio >= s.sts_min_ratio, f"STS Spearman {mine:.4f} = {ratio:.3f} x the parent's "
+                   f"{theirs:.4f} (needs {s.sts_min_ratio:g})")
+
+    def retention_gate(self, report: GateReport, candidate: ServedGraph, parent: ServedGraph) -> None:
+        s = self.settings
+        if s.retention_dataset is None:
+            report.add("retention", None, "gates.retention_dataset is not set")
+            return
+        retention = probe_set_of(s.retention_dataset, origin="retention")
+        mine = score_probes(candidate.encoder, candidate.key, retention, self.cache_dir, self.progress)
+        theirs = score_probes(parent.encoder, parent.key, retention, self.cache_dir, self.progress)
+        change = self.compare(mine.per_query["mrr@10"], theirs.per_query["mrr@10"], 0.0)
+        ratio = change.candidate / change.baseline if change.baseline > 0 else 0.0
+        report.figures["retention"] = {"dataset": str(s.retention_dataset), "ratio": ratio, **change.as_dict(),
+                                       "groups": {"candidate": mine.summary()["groups"],
+                                                  "parent": theirs.summary()["groups"]}}
+        report.add("retention", ratio >= s.retention_min_ratio,
+                   f"MRR@10 on {Path(s.retention_dataset).name} {change.candidate:.4f} = {ratio:.3f} x the parent's "
+                   f"{change.baseline:.4f} (needs {s.retention_min_ratio:g}; {change.better} queries better, "
+                   f"{change.worse} worse)")

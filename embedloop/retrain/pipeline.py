@@ -18,19 +18,23 @@ from typing import Any
 
 from embedloop.core.evaluation.corpus_cache import cached_corpus_embeddings
 from embedloop.core.history.runs import RunStatus
+from embedloop.core.labels import split
+from embedloop.core.models.artifacts import sha256_file
 from embedloop.core.models.encoder import OnnxEncoder
+from embedloop.core.models.export import INT8_GRAPH
 from embedloop.core.models.registry import PRODUCTION, ModelVersion, VersionState
 from embedloop.core.models.versions import Assessment, graph_key, load_encoder, recover, register_version, version_dir
 from embedloop.core.progress import Progress, no_progress
 from embedloop.core.state import State
-from embedloop.retrain.data import TrainingData, assemble
+from embedloop.retrain.data import TrainingData, assemble, held_out_texts
 from embedloop.retrain.finetune import choose_interpolation, load_checkpoint, train
-from embedloop.retrain.gates import run_gates
+from embedloop.retrain.gates import Gates, ServedGraph
 from embedloop.retrain.heartbeat import LEASE_NAME, Heartbeat
 from embedloop.retrain.mining import ServedEmbeddings, mine
 
 log = logging.getLogger(__name__)
 ACTOR = "embedloop-retrain"
+PHASES = ("mining", "training", "interpolating", "exporting", "gating", "registering")
 
 
 class RetrainError(Exception):
@@ -66,17 +70,17 @@ def retrain(state: State, trigger: str = "manual", *, dry_run: bool = False, for
         if not (dry_run or force) and last is not None and time.time() - last < r.cooldown_s:
             return RunResult("skipped", f"cooldown: the last run ended {time.time() - last:.0f} s ago "
                              f"(retrain.cooldown_s = {r.cooldown_s:g})", parent=parent.name)
-        data = assemble(state.feedback, parent, r, settings.training.seed)
+        held_out = held_out_texts(settings.gates.retention_dataset)
+        data = assemble(state.feedback, parent, r, settings.training.seed, held_out)
         if data.new_pairs < r.min_new_pairs:
-            return RunResult("skipped", f"{data.new_pairs} new feedback pairs since {parent.name}; a run needs "
-                             f"{r.min_new_pairs} (retrain.min_new_pairs)", parent=parent.name, data=data.summary())
+            return RunResult("skipped", f"{data.account(parent.name)}. A run needs {r.min_new_pairs} new pairs to "
+                             "train on (retrain.min_new_pairs)", parent=parent.name, data=data.summary())
         if dry_run:
-            return RunResult("dry-run", f"would train {parent.name} on {len(data.train)} pairs "
-                             f"({data.new_pairs} new, {data.replayed} replayed), validate on {len(data.validation)}",
+            return RunResult("dry-run", f"would train {parent.name}: {data.account(parent.name)}",
                              parent=parent.name, data=data.summary())
         run_id = runs.start(trigger, parent.name)
         try:
-            result = Run(state, run_id, parent, data, trigger, heartbeat, progress).execute()
+            result = Run(state, run_id, parent, data, trigger, heartbeat, progress, held_out).execute()
         except BaseException as exc:
             runs.finish(run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
             raise
@@ -91,8 +95,8 @@ class Run:
     """The work of one run, phase by phase, each recorded in the run's row."""
 
     def __init__(self, state: State, run_id: int, parent: ModelVersion, data: TrainingData, trigger: str,
-                 heartbeat: Heartbeat, progress: Progress) -> None:
-        self.state, self.settings, self.run_id = state, state.settings, run_id
+                 heartbeat: Heartbeat, progress: Progress, held_out: set[str]) -> None:
+        self.state, self.settings, self.run_id, self.held_out = state, state.settings, run_id, held_out
         self.parent, self.data, self.trigger, self.heartbeat, self.progress = parent, data, trigger, heartbeat, progress
         self.timings: dict[str, float] = {}
         self.work = self.settings.runs_dir / str(run_id)
@@ -110,6 +114,8 @@ class Run:
         parent_checkpoint = version_dir(settings, parent) / parent.manifest["checkpoint"]
         self.parent_encoder = load_encoder(settings, parent)
         doc_ids, corpus = self.state.corpus.all()
+        kept = [i for i, text in enumerate(corpus) if split.normalised(text) not in self.held_out]
+        doc_ids, corpus = [doc_ids[i] for i in kept], [corpus[i] for i in kept]  # no negatives from the retention set
         vectors = cached_corpus_embeddings(self.parent_encoder, graph_key(parent), doc_ids, corpus,
                                            settings.corpus_cache_dir, self.progress)
         embeddings = ServedEmbeddings(self.parent_encoder, vectors, corpus)
@@ -146,18 +152,21 @@ class Run:
             metric = gates["metric"]
             result.status = "succeeded"
             result.message = (f"{version.name} is a candidate: probe {metric} {gates['candidate_probe'][metric]:.4f} "
-                              f"vs {gates['production_probe'][metric]:.4f}")
+                              f"vs {gates['production_probe'][metric]:.4f} (gain {gates['gain']['mean']:+.4f}, "
+                              f"lower bound {gates['gain']['ci_low']:+.4f})")
         return result
 
     def assess(self, folder: Path, manifest: dict) -> Assessment:
         """The gates, on the exported folder before it is registered."""
         self.phase("gating")
         settings, registry = self.settings, self.state.registry
-        candidate = OnnxEncoder(folder, "int8", manifest=manifest, use_gpu=False)
+        candidate = ServedGraph(sha256_file(folder / INT8_GRAPH)[:16],  # as graph_key() names it once registered
+                                OnnxEncoder(folder, "int8", manifest=manifest, use_gpu=False))
         production = registry.get(registry.alias(PRODUCTION))
-        gates = run_gates(settings.gates, settings.corpus_cache_dir, candidate, folder, manifest,
-                          (graph_key(production), load_encoder(settings, production)), self.parent_encoder,
-                          self.state.probes.load(), registry.alias_moved_at(PRODUCTION), self.progress)
+        gates = Gates(settings.gates, settings.corpus_cache_dir, self.progress).run(
+            candidate, ServedGraph(graph_key(production), load_encoder(settings, production)),
+            ServedGraph(graph_key(self.parent), self.parent_encoder), self.state.probes.load(),
+            registry.alias_moved_at(PRODUCTION), manifest.get("parity"))
         gates.figures["against"] = production.name
         if self.heartbeat.lost:
             raise RetrainError("lost the retraining lease; not registering")

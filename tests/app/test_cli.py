@@ -24,6 +24,7 @@ def test_init_list_show_promote_history(tmp_path, tiny_base):
     result = run("init", "--base", str(tiny_base), home=home)
     assert result.exit_code == 0, result.output
     assert "registered v1" in result.output and "production -> v1" in result.output
+    assert "Warning" not in result.output and "deprecated" not in result.output  # third-party noise kept out
     again = run("init", home=home)
     assert again.exit_code == 0 and "already initialised" in again.output
 
@@ -71,6 +72,11 @@ def test_probe_import_run_drift_check_and_status(tiny_home):
     assert status.exit_code == 0 and "production: v1" in status.output and "probe checks" in status.output
     bad = run("probe", "import", str(medquad / "qrels"), home=tiny_home)
     assert bad.exit_code == 1 and "BEIR layout expected" in bad.output
+    probes_before = run("status", home=tiny_home).output.count("v1")
+    scored = run("eval", "--dataset", str(DATASETS / "se_retention"), "--version", "v1", home=tiny_home)
+    assert scored.exit_code == 0 and "v1 on se_retention" in scored.output and "matheducators" in scored.output
+    assert run("status", home=tiny_home).output.count("v1") == probes_before  # the probe set was not touched
+    assert run("eval", "--dataset", str(medquad), "--version", "v9", home=tiny_home).exit_code == 1
 
 
 def test_corpus_and_feedback_import_report_bad_lines_and_write_all_or_nothing(tiny_home, tmp_path, open_states):
@@ -97,7 +103,7 @@ def test_corpus_and_feedback_import_report_bad_lines_and_write_all_or_nothing(ti
     assert imported.exit_code == 0, imported.output
     assert store.count() > 2000 and "to the probe set" in imported.output  # 10 % went to probes
     again = run("feedback", "import", str(medquad / "qrels" / "test.tsv"), home=tiny_home)
-    assert "0 pairs added" in again.output and "duplicates skipped" in again.output
+    assert "0 added to the training pool, 0 to the probe set" in again.output and "duplicates skipped" in again.output
 
 
 def test_retrain_dry_run_approve_reject_rollback(tiny_home, tiny_base, open_states):

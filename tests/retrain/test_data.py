@@ -1,9 +1,10 @@
 from types import SimpleNamespace
 
+from embedloop.core.labels.beir import load_beir
 from embedloop.core.labels.corpus import CorpusStore
 from embedloop.core.labels.feedback import FeedbackItem, FeedbackStore
 from embedloop.core.settings import RetrainSettings
-from embedloop.retrain.data import assemble, is_validation
+from embedloop.retrain.data import assemble, held_out_texts, is_validation
 
 
 def fill(store, start, n):
@@ -19,7 +20,8 @@ def test_new_pairs_replay_and_a_stable_validation_split(engine):
     base = SimpleNamespace(training={})
     first = assemble(store, base, settings, seed=42)
     assert first.replayed == 0 and first.feedback_upto == 400
-    assert first.new_pairs + len(first.validation) == 400 and 20 <= len(first.validation) <= 60
+    assert first.new_train + first.new_validation == first.new_feedback == 400
+    assert len(first.validation) == first.new_validation and 20 <= len(first.validation) <= 60
     assert all(is_validation(p.query, 0.1) for p in first.validation)
     assert not {p.query for p in first.train} & {p.query for p in first.validation}
 
@@ -32,3 +34,25 @@ def test_new_pairs_replay_and_a_stable_validation_split(engine):
     assert len(old) == second.replayed == round(0.5 * second.new_pairs)
     assert {p.query for p in first.validation} <= {p.query for p in second.validation}  # still held out
     assert not {p.query for p in second.train} & {p.query for p in second.validation}
+
+
+def test_nothing_from_the_retention_set_is_ever_trained_on(engine):
+    from tests.conftest import DATASETS
+
+    retention = DATASETS / "se_retention"
+    held_out = held_out_texts(retention)
+    data = load_beir(retention, "test")
+    question = next(iter(data.queries.values()))["text"]
+    answer = next(iter(data.corpus.values()))
+    CorpusStore(engine).add({"d1": "an answer", "se": answer})
+    store = FeedbackStore(engine)
+    fill(store, 0, 100)
+    store.add([FeedbackItem(query=question, positive_id="d1"),  # a retention question …
+               FeedbackItem(query="how do I teach fractions", positive_id="se"),  # … a retention answer …
+               FeedbackItem(query="what is gout", positive_id="d1", negative_ids=["se"])],  # … as a negative
+              origin="api", probe_fraction=0.0)
+    got = assemble(store, SimpleNamespace(training={}), RetrainSettings(validation_fraction=0.1), 42, held_out)
+    assert got.excluded == 3 and got.new_feedback == 103 and got.new_train + got.new_validation == 100
+    trained = {t for p in got.train + got.validation for t in (p.query, p.positive, *p.negatives)}
+    assert not {question, answer} & trained
+    assert "3 left out (in the retention set)" in got.account("v1")

@@ -26,7 +26,7 @@ def fast(**changes) -> dict:
 
 def test_a_run_registers_a_gated_candidate_and_policy_auto_promotes_it(tiny_home, open_states):
     state = open_states(tiny_home, **fast(retrain={"cooldown_s": 0}, promotion={"policy": "auto"}))
-    seeded = seed_medquad(state)
+    seeded = seed_medquad(state, probe_queries=400)  # enough queries to confirm a gain of a few points
     result = retrain_and_promote(state, "probe_recall")
     assert result.status == "succeeded", result.message
     registry = state.registry
@@ -37,28 +37,47 @@ def test_a_run_registers_a_gated_candidate_and_policy_auto_promotes_it(tiny_home
     assert gates["sts"]["ratio"] > 0 and gates["parity"]["mean_cosine"] > 0.985
     lineage = version.training
     assert version.parent == "v1" and lineage["trigger"] == "probe_recall"
-    assert lineage["data"]["new_pairs"] + lineage["data"]["validation_pairs"] == seeded["feedback"]
+    data = lineage["data"]
+    assert data["new_train"] + data["new_validation"] == data["new_feedback"] == seeded["feedback"]
     assert lineage["data"]["feedback_upto"] == seeded["feedback"]
     assert lineage["interpolation"]["alpha"] in [0.5, 0.75, 1.0]
     assert lineage["settings"]["training"]["learning_rate"] == 1e-3 and "promotion" not in lineage["settings"]
     actions = [(e.action, e.actor) for e in reversed(registry.history())]
     assert actions[-3:] == [("register", "embedloop-retrain"), ("candidate", "embedloop-retrain"),
                             ("approve", "embedloop-retrain")]
+    skipped = {g["name"] for g in gates["gates"] if g["status"] == "skipped"}
+    assert skipped == {"earlier probes", "retention"}  # no probes before v1's promotion; no retention set here
+    candidate_entry = registry.history(2)[1]
+    assert candidate_entry.action == "candidate" and "skipped: earlier probes" in candidate_entry.reason
     assert state.runs.runs(1)[0].status == "succeeded"
 
     again = retrain(state)  # nothing new since v2 was trained
     assert again.status == "skipped" and "0 new feedback pairs" in again.message
 
 
+def test_a_candidate_trained_on_feedback_without_signal_is_not_promoted(tiny_home, open_states):
+    state = open_states(tiny_home, **fast(promotion={"policy": "auto"}))
+    seed_medquad(state, probe_queries=400, shuffled=True)
+    result = retrain_and_promote(state)
+    gates = state.registry.get(result.version).metrics["gates"]
+    assert result.status == "rejected" and state.registry.alias(PRODUCTION) == "v1", gates["gain"]
+    assert gates["gain"]["ci_low"] < 0.005 and "does not clear" in result.message
+
+
 def test_a_failed_gate_rejects_the_candidate_with_its_reasons_then_cooldown(tiny_home, open_states):
-    state = open_states(tiny_home, **fast(gates={"min_gain": 1.0}, promotion={"policy": "auto"}))
+    retention = DATASETS / "se_retention"
+    state = open_states(tiny_home, **fast(gates={"min_gain": 1.0, "retention_dataset": str(retention)},
+                                          promotion={"policy": "auto"}))
     seed_medquad(state)
     result = retrain_and_promote(state)
-    assert result.status == "rejected" and "is not 1 above production" in result.message
+    gates = state.registry.get(result.version).metrics["gates"]
+    assert gates["retention"]["queries"] == 752 and gates["retention"]["ratio"] > 0
+    assert {g["name"]: g["status"] for g in gates["gates"]}["retention"] in ("passed", "failed")
+    assert result.status == "rejected" and "does not clear 1 on 60 queries" in result.message
     registry = state.registry
     assert registry.alias(PRODUCTION) == "v1" and registry.alias(CANDIDATE) is None
     row = registry.state(result.version)
-    assert row.state == "rejected" and "is not 1 above" in row.reasons[0]
+    assert row.state == "rejected" and "does not clear 1" in row.reasons[0]
     assert registry.get(result.version).metrics["gates"]["passed"] is False
     assert retrain(state).status == "skipped"  # cooldown (default one hour)
     assert retrain(state, dry_run=True).status == "dry-run"
@@ -68,7 +87,7 @@ def test_too_few_new_pairs_is_said_plainly(tiny_home, open_states):
     state = open_states(tiny_home, **fast(retrain={"min_new_pairs": 10_000}))
     seed_medquad(state, train_queries=50)
     result = retrain(state)
-    assert result.status == "skipped" and "a run needs 10000" in result.message
+    assert result.status == "skipped" and "A run needs 10000 new pairs" in result.message
     assert state.runs.runs() == []
 
 

@@ -1,4 +1,4 @@
-"""`embedloop drift …`, `embedloop probe …` and `embedloop status`: the checks by hand."""
+"""`embedloop drift …`, `embedloop probe …`, `embedloop eval` and `embedloop status`: the checks by hand."""
 
 from __future__ import annotations
 
@@ -21,11 +21,57 @@ def print_report(report) -> None:
     table.add_row(report.check, report.version or "", report.status.value, shown)
     console.print(table)
     if report.figures.get("groups"):
-        groups = Table("group", "queries", "recall@1", "recall@10", "MRR@10", "nDCG@10", title="per group")
-        for name, m in report.figures["groups"].items():
-            groups.add_row(name, str(m["queries"]), f"{m['recall@1']:.4f}", f"{m['recall@10']:.4f}",
-                           f"{m['mrr@10']:.4f}", f"{m['ndcg@10']:.4f}")
-        console.print(groups)
+        print_groups(report.figures["groups"])
+
+
+def print_groups(groups: dict, title: str = "per group") -> None:
+    table = Table("group", "queries", "recall@1", "recall@10", "MRR@10", "nDCG@10", title=title)
+    for name, m in groups.items():
+        table.add_row(name, str(m["queries"]), f"{m['recall@1']:.4f}", f"{m['recall@10']:.4f}",
+                      f"{m['mrr@10']:.4f}", f"{m['ndcg@10']:.4f}")
+    console.print(table)
+
+
+def eval_command(
+    dataset: Path = typer.Option(..., help="a folder in the BEIR layout"),
+    version: Optional[str] = typer.Option(None, help="default: production"),
+    split: str = typer.Option("test", help="which qrels file to take queries from"),
+    group_field: str = typer.Option("source", help="query field that names a group"),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Score a registered version on any BEIR dataset, as served (int8), without touching the probe set."""
+    from rich.progress import Progress
+
+    from embedloop.core.evaluation.probes import score_probes
+    from embedloop.core.labels.beir import DatasetError
+    from embedloop.core.labels.probes import probe_set_of
+    from embedloop.core.models.registry import PRODUCTION
+    from embedloop.core.models.versions import graph_key, load_encoder
+
+    for required in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
+        if not (dataset / required).is_file():
+            fail(f"{dataset / required} is missing (BEIR layout expected)")
+    state = open_state(home)
+    name = version or state.registry.alias(PRODUCTION)
+    if name is None:
+        fail("nothing in production: name a --version")
+    model = refused(lambda: state.registry.get(name))
+    try:
+        queries = probe_set_of(dataset, split, group_field)
+    except DatasetError as exc:
+        fail(str(exc))
+    if not queries.query_ids:
+        fail(f"{dataset} has no queries with a relevant document in qrels/{split}.tsv")
+    with Progress(console=console, transient=True) as bars:
+        task = bars.add_task("embedding", total=None)
+        scores = score_probes(load_encoder(state.settings, model), graph_key(model), queries,
+                              state.settings.corpus_cache_dir,
+                              lambda step, done=0, total=0: bars.update(task, completed=done, total=total or None))
+    summary = scores.summary()
+    overall = {"all": summary["metrics"]}
+    print_groups(overall, title=f"{name} on {dataset.name} ({split}, int8 as served)")
+    if len(summary["groups"]) > 1:
+        print_groups(summary["groups"])
 
 
 @drift_app.command("check")

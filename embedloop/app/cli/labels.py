@@ -70,5 +70,5 @@ def feedback_import(
                                     probe_fraction=state.settings.probes.feedback_fraction)
     except FeedbackError as exc:
         fail(f"record {exc.index + 1} of the good ones: {exc}; nothing was written")
-    console.print(f"{result.accepted} pairs added ({result.to_probes} to the probe set), "
-                  f"{result.duplicates} duplicates skipped")
+    console.print(f"{len(read.records)} pairs read: {result.accepted - result.to_probes} added to the training "
+                  f"pool, {result.to_probes} to the probe set, {result.duplicates} duplicates skipped")

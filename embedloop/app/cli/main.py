@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from embedloop.app.cli.checks import drift_app, probe_app, status
+from embedloop.app.cli.checks import drift_app, eval_command, probe_app, status
 from embedloop.app.cli.common import HomeOption, child_environment, console, fail, open_state, require_production
 from embedloop.app.cli.labels import corpus_app, feedback_app
 from embedloop.app.cli.models import models_app
@@ -28,6 +28,7 @@ app.add_typer(corpus_app, name="corpus")
 app.command("retrain")(retrain_command)
 app.command("runs")(runs_command)
 app.command("status")(status)
+app.command("eval")(eval_command)
 app.command("settings")(settings_command)
 
 

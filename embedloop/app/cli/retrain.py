@@ -6,10 +6,38 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from embedloop.app.cli.common import HomeOption, console, fail, open_state
+
+
+class PhaseBars:
+    """One bar per phase of a run, and one per step inside a phase, each timing only itself: a bar
+    stops when the next phase (or the next step of its phase) begins."""
+
+    def __init__(self, bars: Progress, phases: set[str]) -> None:
+        self.bars, self.phases = bars, phases
+        self.phase: tuple[str, TaskID] | None = None
+        self.step: tuple[str, TaskID] | None = None
+
+    def __call__(self, step: str, done: int = 0, total: int = 0) -> None:
+        if step in self.phases:
+            if self.phase is None or self.phase[0] != step:
+                self._stop(self.step, self.phase)
+                self.phase, self.step = (step, self.bars.add_task(step)), None
+            task = self.phase[1]
+        else:
+            if self.step is None or self.step[0] != step:
+                self._stop(self.step)
+                self.step = (step, self.bars.add_task(f"  {step}"))
+            task = self.step[1]
+        self.bars.update(task, completed=done, total=total or None)
+
+    def _stop(self, *opened: tuple[str, TaskID] | None) -> None:
+        for item in opened:
+            if item is not None:
+                self.bars.stop_task(item[1])
 
 
 def retrain_command(
@@ -22,29 +50,24 @@ def retrain_command(
 
     from embedloop.app.retraining import retrain_and_promote
     from embedloop.retrain.heartbeat import RunBusy
-    from embedloop.retrain.pipeline import RetrainError
+    from embedloop.retrain.pipeline import PHASES, RetrainError
 
     state = open_state(home)
     for noisy in ("sentence_transformers", "transformers", "datasets", "root"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    columns = (TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bars:
-        tasks: dict[str, int] = {}
-
-        def progress(phase: str, done: int = 0, total: int = 0) -> None:
-            if phase not in tasks:
-                for task in tasks.values():  # a new step: the ones before it are over
-                    bars.stop_task(task)
-                tasks[phase] = bars.add_task(phase, total=total or None)
-            bars.update(tasks[phase], completed=done, total=total or None)
-
         try:
-            result = retrain_and_promote(state, "manual", dry_run=dry_run, force=force, progress=progress)
+            result = retrain_and_promote(state, "manual", dry_run=dry_run, force=force,
+                                         progress=PhaseBars(bars, set(PHASES)))
         except (RunBusy, RetrainError) as exc:
             fail(str(exc))
     console.print(f"[bold]{result.status}[/bold]: {result.message}")
-    if result.data:
-        console.print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.data.items()))
+    if result.status in ("succeeded", "rejected"):
+        d = result.data
+        console.print(f"data: {d['new_feedback']} new feedback pairs = {d['new_train']} trained on + "
+                      f"{d['new_validation']} held out for validation + {d['excluded_retention']} left out "
+                      f"(retention set); {d['replayed_pairs']} earlier pairs replayed")
     if result.status == "rejected":
         raise typer.Exit(3)
 

@@ -95,6 +95,12 @@ class CheckStore:
             conn.execute(probe_runs_table.insert().values(at=time.time(), version=version, metrics=metrics,
                                                           groups=groups, alarm=alarm))
 
+    def first_probe_run(self, version: str):
+        """The version's first probe check (its baseline), or None."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(probe_runs_table).where(probe_runs_table.c.version == version)
+                                .order_by(probe_runs_table.c.id).limit(1)).first()
+
     def probe_runs(self, version: str | None = None, limit: int = 100) -> list:
         query = select(probe_runs_table).order_by(probe_runs_table.c.id.desc()).limit(limit)
         if version is not None:

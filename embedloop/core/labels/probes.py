@@ -31,8 +31,22 @@ class ProbeSet:
     query_ids: list[str]
     query_texts: list[str]
     groups: list[str]
+    origins: list[str]  # import | feedback
     relevant: list[set[str]]
     added_at: list[float]
+
+
+def probe_set_of(folder: Path, split: str = "test", group_field: str = "source", origin: str = "dataset") -> ProbeSet:
+    """A BEIR dataset as a probe set of its own, outside the store (for evaluating on any dataset)."""
+    data = load_beir(folder, split)
+    doc_ids = sorted(data.corpus)
+    relevant = {q: set(docs) & data.corpus.keys() for q, docs in data.qrels.items() if q in data.queries}
+    query_ids = sorted(q for q, docs in relevant.items() if docs)
+    return ProbeSet(doc_ids=doc_ids, doc_texts=[data.corpus[d] for d in doc_ids], query_ids=query_ids,
+                    query_texts=[data.queries[q]["text"] for q in query_ids],
+                    groups=[str(data.queries[q].get(group_field) or "all") for q in query_ids],
+                    origins=[origin] * len(query_ids), relevant=[relevant[q] for q in query_ids],
+                    added_at=[0.0] * len(query_ids))
 
 
 @dataclass(frozen=True)
@@ -82,7 +96,8 @@ class ProbeStore:
         return ProbeSet(
             doc_ids=[d for d, _ in docs], doc_texts=[t for _, t in docs],
             query_ids=[q.query_id for q in kept], query_texts=[q.text for q in kept],
-            groups=[q.group for q in kept], relevant=[rels[q.query_id] & doc_ids for q in kept],
+            groups=[q.group for q in kept], origins=[q.origin for q in kept],
+            relevant=[rels[q.query_id] & doc_ids for q in kept],
             added_at=[q.added_at for q in kept],
         )
 

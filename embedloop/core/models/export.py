@@ -80,7 +80,7 @@ def describe_checkpoint(model) -> dict[str, Any]:  # noqa: ANN001 - SentenceTran
     if mode not in {"mean", "cls"}:
         raise ExportError(f"pooling mode {mode!r} is not supported (mean or cls)")
     return {
-        "dimensions": int(model.get_sentence_embedding_dimension()),
+        "dimensions": int(model.get_embedding_dimension()),
         "max_seq_length": int(model.max_seq_length),
         "pooling": mode,
         "normalize": any(isinstance(m, Normalize) for m in modules),

@@ -34,8 +34,11 @@ class Promotion:
         return self.registry.get(version).metrics.get("gates", {})
 
     def mark_candidate(self, version: str, actor: str | None = None) -> None:
-        with self.registry.transition(version, Action.CANDIDATE, actor=actor, reason="passed every gate",
-                                      details={"gates": self.gate_figures(version)}) as t:
+        gates = self.gate_figures(version)
+        skipped = gates.get("skipped") or []
+        reason = "passed its gates" + (f" (skipped: {'; '.join(skipped)})" if skipped else "")
+        with self.registry.transition(version, Action.CANDIDATE, actor=actor, reason=reason,
+                                      details={"gates": gates}) as t:
             t.point(CANDIDATE)
             t.set_state(VersionState.CANDIDATE)
 
