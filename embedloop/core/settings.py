@@ -102,13 +102,19 @@ class DriftSettings(Group):
     interval_s: float = Field(300.0, gt=0, description="how often the drift check runs")
     window_size: int = Field(200, ge=20, description="new logged queries per window")
     reference_size: int = Field(1000, ge=20, description="reference embeddings, sampled uniformly")
-    alpha: float = Field(0.01, gt=0, lt=1, description="level after the multiple-testing correction")
+    alpha: float = Field(0.01, gt=0, lt=1, description="KS: level after the multiple-testing correction")
     correction: Literal["fdr_bh", "bonferroni"] = Field("fdr_bh", description="Benjamini-Hochberg FDR or Bonferroni")
     min_ks: float = Field(0.1, ge=0, le=1, description="effect-size floor per dimension")
     min_share: float = Field(0.0, ge=0, le=1,
                              description="share of drifted dimensions that makes a window drifted; 0 = any one")
-    pca_components: int = Field(0, ge=0, description="0 = test raw dimensions")
+    pca_components: int = Field(0, ge=0, description="KS only: 0 = test raw dimensions")
     consecutive: int = Field(2, ge=1, description="drifted windows in a row before drift is declared")
+    detector: Literal["ks", "mmd", "both"] = Field("both", description="ks: per-dimension KS tests; mmd: mean "
+                                                   "difference on whitened principal components, permutation null; "
+                                                   "both: a window is drifted when either says so")
+    mmd_alpha: float = Field(0.05, gt=0, lt=1, description="MMD permutation p-value that makes a window drifted")
+    mmd_components: int = Field(32, ge=1, description="whitened principal components the MMD test compares")
+    permutations: int = Field(500, ge=99, description="size of the MMD permutation null (seeded)")
 
 
 class ProbeSettings(Group):
@@ -145,16 +151,26 @@ class RetrainSettings(Group):
 
 
 class TrainingSettings(Group):
+    """How a run trains: how many steps is chosen on the validation split, within a budget."""
+
     learning_rate: float = Field(2e-5, gt=0, le=1e-3, description="peak learning rate")
-    epochs: float = Field(1.0, gt=0, description="passes over the run's pairs")
+    epochs: float = Field(1.0, gt=0, description="passes over the run's pairs, at least")
+    min_steps: int = Field(200, ge=0, description="optimizer steps at least: small batches get more passes "
+                           "(up to max_epochs), so a few hundred pairs still train")
+    max_epochs: float = Field(8.0, gt=0, description="passes at most, however few the pairs")
+    evaluations: int = Field(8, ge=0, description="validation checks over a run; the best one is kept "
+                             "(0 = keep the last weights)")
+    patience: int = Field(3, ge=1, description="stop after this many validation checks without a gain")
     batch_size: int = Field(32, ge=2, description="pairs per step (in-batch negatives)")
     max_seq_length: int = Field(64, ge=16, description="tokens per text while training (serving keeps its own)")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 where the CPU has "
                                                        "avx512_bf16 / AMX (about 1.5x faster training), else fp32")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps spent warming up")
     seed: int = Field(42, description="seeds training, sampling and the replay draw")
-    interpolation: list[float] = Field([0.5, 0.75, 1.0], min_length=1,
-                                       description="share of fine-tuned weights tried; chosen on validation")
+    interpolation: list[float] = Field([0.25, 0.5, 0.75, 1.0], min_length=1,
+                                       description="share of fine-tuned weights tried on validation")
+    interpolation_tolerance: float = Field(0.005, ge=0, description="the smallest share within this of the best "
+                                           "validation score is kept: the least change that keeps the gain")
 
 
 class MiningSettings(Group):

@@ -185,18 +185,18 @@ def gate_rows(data: dict) -> str:
     rows = []
     for v in data["versions"]:
         gates = v["metrics"].get("gates", {})
-        metric = gates.get("metric", "")
+        metric, gain = gates.get("metric", ""), gates.get("gain")
         cand, prod = gates.get("candidate_probe", {}), gates.get("production_probe", {})
-        sts = gates.get("sts")
+        statuses = {g["name"]: g["status"] for g in gates.get("gates", [])}
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in [
             v["version"], v["parent"] or "", v["state"],
             f"{v['metrics'].get('parity', {}).get('mean_cosine', 0):.4f}",
             f"{metric} {cand[metric]:.4f}" if cand else "", f"{prod[metric]:.4f}" if prod else "",
-            f"{sts['ratio']:.4f}" if isinstance(sts, dict) else (sts or ""),
-            json.dumps(gates.get("previous_probe", "")) if gates.get("previous_probe") else "",
+            f"{gain['mean']:+.4f} (≥ {gain['ci_low']:+.4f}, {gain['queries']} queries)" if gain else "",
+            ", ".join(f"{name} {status}" for name, status in statuses.items()),
             (v["training"].get("data") or {}).get("train_pairs", "") if v["training"] else "",
             (v["training"].get("interpolation") or {}).get("alpha", "") if v["training"] else "",
-            "; ".join(v["reasons"]) or ("passed" if gates.get("passed") else "")]) + "</tr>")
+            "; ".join(v["reasons"])]) + "</tr>")
     return "\n".join(rows)
 
 
@@ -205,7 +205,8 @@ def write_report(state: State, settings: Settings, scenario, traffic, events, sh
     data = collect(state, settings, traffic, events, shift_at)
     head = headline(data)
     summary = {"headline": head, "before": scenario.before if scenario else [],
-               "after": scenario.after if scenario else [], "pilot_mrr@10": scenario.pilot if scenario else {},
+               "after": scenario.after if scenario else [], "later": scenario.later if scenario else [],
+               "pilot_mrr@10": scenario.pilot if scenario else {},
                "floor": data["settings"]["floor"],
                "audit": data["audit"], "runs": data["runs"], "events": data["events"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -224,16 +225,17 @@ def write_report(state: State, settings: Settings, scenario, traffic, events, sh
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}td,th{{border:1px solid #ccc;padding:3px 6px;
 font-size:13px;text-align:left}}table{{border-collapse:collapse;margin-bottom:1em}}img{{max-width:100%}}</style>
 <h1>embedloop: the loop on real data</h1>
-<p>Traffic before the shift: {html.escape(', '.join(summary['before']))};
-after: {html.escape(', '.join(summary['after']))}.
+<p>Traffic before the first shift: {html.escape(', '.join(summary['before']))};
+after it: {html.escape(', '.join(summary['after']))}; after the second shift:
+{html.escape(', '.join(summary['later']))}.
 Base-model MRR@10 per group (the measurement that chose the split): {html.escape(pilot)};
-probe floor ({data['settings']['probe_metric']}) halfway between the two halves: {data['settings']['floor']:.4f}.</p>
+probe floor ({data['settings']['probe_metric']}) halfway between the first two: {data['settings']['floor']:.4f}.</p>
 <h2>Headline</h2><table>{heads}</table>
 <h2>What happened</h2><ul>{marks}</ul>
 {embedded}
 <h2>Gate figures per version</h2><table><tr><th>version</th><th>parent</th><th>state</th><th>int8 parity</th>
-<th>candidate probe</th><th>production probe</th><th>STS ratio</th><th>earlier probes</th><th>train pairs</th>
-<th>interpolation</th><th>gates</th></tr>{gate_rows(data)}</table>
+<th>candidate probe</th><th>production probe</th><th>gain (95 % lower bound)</th><th>gates</th><th>train pairs</th>
+<th>interpolation</th><th>reasons</th></tr>{gate_rows(data)}</table>
 <h2>Audit log</h2><table><tr><th>when</th><th>who</th><th>action</th><th>from → to</th><th>why</th></tr>
 {timeline}</table>
 """

@@ -1,8 +1,10 @@
-"""The demo's data: which groups come before and after the shift, the corpus, the query pools.
+"""The demo's data: which groups the traffic comes from before and after each shift, the corpus,
+the query pools.
 
 The split is measured, not chosen by hand: the base model ranks a sample of each group's test
-questions against the demo corpus, the easier half of the groups is the traffic before the
-shift and the harder half after it, and the probe floor sits halfway between their MRR@10.
+questions against the demo corpus; the easiest groups are the traffic before the first shift, the
+hardest after it, and the ones in between arrive with the second shift. The probe floor sits
+halfway between the MRR@10 of the first two.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Query:
 class Scenario:
     before: list[str]
     after: list[str]
+    later: list[str]  # the second shift's groups
     corpus: dict[str, str]
     probes: list[tuple[str, str, str, list[str]]]  # (id, text, group, relevant ids): the "before" test queries
     pools: dict[str, list[Query]]  # traffic per phase, with the answers feedback will name
@@ -65,8 +68,8 @@ def build_scenario(dataset: Path, group_field: str, size: Size, base: OnnxEncode
     train_ids = pick_queries(train, group_field, size.train_per_group, seed)
     test_ids = pick_queries(test, group_field, size.test_per_group, seed)
     groups = sorted(g for g in train_ids if len(train_ids[g]) >= 100 and len(test_ids.get(g, [])) >= 10)
-    if len(groups) < 2:
-        raise ValueError(f"{dataset} needs at least two {group_field!r} groups with 100 training and 10 test "
+    if len(groups) < 3:
+        raise ValueError(f"{dataset} needs at least three {group_field!r} groups with 100 training and 10 test "
                          "questions each")
     rng = random.Random(seed)
     test_docs = {d for g in groups for q in test_ids[g] for d in test.qrels[q]}
@@ -85,15 +88,15 @@ def build_scenario(dataset: Path, group_field: str, size: Size, base: OnnxEncode
     # demo corpus (which adds the training answers of the chosen groups) for the floor.
     pilot = per_group_mrr({d: train.corpus[d] for d in sorted(test_docs | extra)}, groups, "pilot")
     ranked = sorted(groups, key=lambda g: -pilot[g])
-    n = min(size.groups, len(ranked) // 2)
-    before, after = ranked[:n], ranked[-n:]
-    chosen = before + after
+    n = min(size.groups, len(ranked) // 3)
+    before, later, after = ranked[:n], ranked[-2 * n : -n], ranked[-n:]
+    chosen = before + after + later
     docs = {d for g in chosen for q in train_ids[g] + test_ids[g]
             for d in (train.qrels.get(q) or test.qrels.get(q) or {})}
     corpus = {d: train.corpus[d] for d in sorted(docs | extra)}
     measured = per_group_mrr(corpus, chosen, base_key)  # cached under the base graph: the probe check reuses it
     pools = {side: [Query(train.queries[q]["text"], g, sorted(train.qrels[q])) for g in names for q in train_ids[g]]
-             for side, names in (("before", before), ("after", after))}
+             for side, names in (("before", before), ("after", after), ("later", later))}
     probes = [(q, test.queries[q]["text"], g, sorted(test.qrels[q])) for g in before for q in test_ids[g]]
     floor = float((np.mean([measured[g] for g in before]) + np.mean([measured[g] for g in after])) / 2)
-    return Scenario(before, after, corpus, probes, pools, measured, floor)
+    return Scenario(before, after, later, corpus, probes, pools, measured, floor)

@@ -1,11 +1,12 @@
 """`embedloop-demo`: the whole loop on real data, on loopback, with a report at the end.
 
-Story: production is the base model; traffic comes from one half of the dataset's groups, with
-feedback for a share of it; then traffic shifts to the other half. The daemon declares drift, the
-probe metric falls as feedback on the new groups joins the probe set, a retraining run starts, its
-candidate passes its gates and is promoted (policy auto) while traffic keeps flowing. Then, under
-policy manual, the next candidate waits; the demo approves it through the admin API, rolls back
-and approves again. Every figure in the report is measured in the run.
+Story: production is the base model; traffic comes from the dataset's easiest groups, with feedback
+for a share of it; then traffic shifts to the hardest groups. The daemon declares drift, the probe
+metric falls as feedback on the new groups joins the probe set, a retraining run starts, its
+candidate passes its gates and is promoted (policy auto) while traffic keeps flowing. Then the
+policy becomes manual and traffic shifts again, to groups in between: the next candidate, trained
+on them, waits; the demo approves it through the admin API, rolls back and approves again. Every
+figure in the report is measured in the run.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ class Demo:
         self.traffic: Traffic | None = None
         self.scenario: Scenario | None = None
         self.shift_at: float | None = None
+        self.second_shift_at = float("inf")
+        self.rejected: set[str] = set()
+        self._retrain: subprocess.Popen | None = None
         self.summary: dict = {}
         self.url = f"http://127.0.0.1:{port}"
 
@@ -243,6 +247,9 @@ class Demo:
         self.stop_process(self.daemon)
         self.daemon = self.spawn("daemon", "daemon", "--wait")
         self.events.add("policy manual")
+        self.wait(f"the drift reference of {first}", lambda: store.drift_runs(first, limit=1), 120)
+        self.second_shift_at = self.events.add(f"shift to {', '.join(s.later)}")
+        self.traffic.switch("later", s.pools["later"])
         candidate = self.wait("manual phase: waiting for the next candidate", self._next_candidate,
                               self.pace.candidate_timeout_s, poll=2.0)
         self.admin(f"/models/{candidate}/approve", {"actor": "demo", "reason": "reviewed the gate figures"})
@@ -260,17 +267,19 @@ class Demo:
         return utc_epoch(entry.at) > self.shift_at
 
     def _next_candidate(self) -> str | None:
+        """The waiting candidate, if there is one. The daemon starts runs on its triggers; if none is
+        running well after the second shift, the demo asks for one (it says when it has too few pairs)."""
         registry = self.state.registry
         candidate = registry.alias(CANDIDATE)
         if candidate is not None and registry.state(candidate).state == VersionState.CANDIDATE:
             return candidate
         runs = self.state.runs.runs(1)
-        if runs and runs[0].status == "rejected" and runs[0].started_at > self.events.marks[-1][0]:
+        if runs and runs[0].status == "rejected" and runs[0].version not in self.rejected:
+            self.rejected.add(runs[0].version)
             self.events.add(f"{runs[0].version} rejected: {runs[0].message[:120]}")
-        if not runs or runs[0].status != "running":  # ask for a run; it says when it has too few pairs
-            retrain = getattr(self, "_retrain", None)
-            if retrain is None or retrain.poll() is not None:
-                self._retrain = self.spawn("retrain", "retrain", "--force")
+        idle = (not runs or runs[0].status != "running") and (self._retrain is None or self._retrain.poll() is not None)
+        if idle and time.time() - self.second_shift_at > 45:
+            self._retrain = self.spawn("retrain", "retrain", "--force")
         return None
 
     def run(self) -> dict:

@@ -12,7 +12,7 @@ from embedloop.core.models.registry import PRODUCTION
 from embedloop.core.models.versions import load_encoder
 from embedloop.core.state import State
 from embedloop.monitoring import metrics
-from embedloop.monitoring.drift import Correction, DriftConfig, detect
+from embedloop.monitoring.drift import Correction, Detector, DriftConfig, detect
 from embedloop.monitoring.report import CheckReport, CheckStatus
 
 NAME = "drift"
@@ -29,7 +29,9 @@ class DriftCheck:
         d = state.settings.drift
         self.settings = d
         self.config = DriftConfig(alpha=d.alpha, correction=Correction(d.correction), min_ks=d.min_ks,
-                                  min_share=d.min_share, pca_components=d.pca_components or None)
+                                  min_share=d.min_share, pca_components=d.pca_components or None,
+                                  detector=Detector(d.detector), mmd_alpha=d.mmd_alpha,
+                                  mmd_components=d.mmd_components, permutations=d.permutations)
 
     def build_reference(self, version: str, since: float | None, probes_allowed: bool):
         """From the version's logged traffic (since ``since``) when there is enough, else from the
@@ -92,5 +94,7 @@ class DriftCheck:
         metrics.DRIFT_WINDOW.set(result.window_size)
         metrics.DRIFT_REFERENCE.set(result.reference_size)
         metrics.DRIFT_DECLARED.set(1 if declared else 0)
+        if result.mmd_p_value is not None:
+            metrics.DRIFT_MMD_P.set(result.mmd_p_value)
         status = CheckStatus.DECLARED if declared else CheckStatus.DRIFTED if result.drifted else CheckStatus.OK
         return CheckReport(NAME, version, status, figures, trigger="drift" if declared else None)

@@ -4,6 +4,7 @@ from prometheus_client import Counter, Gauge
 
 DRIFT_SHARE = Gauge("embedloop_drift_share", "Share of embedding dimensions that drifted in the last window")
 DRIFT_MIN_P = Gauge("embedloop_drift_min_p_value", "Smallest corrected p-value in the last window")
+DRIFT_MMD_P = Gauge("embedloop_drift_mmd_p_value", "Permutation p-value of the MMD test in the last window")
 DRIFT_MAX_KS = Gauge("embedloop_drift_max_ks_statistic", "Largest per-dimension KS statistic in the last window")
 DRIFT_WINDOW = Gauge("embedloop_drift_window_size", "Queries in the last drift window")
 DRIFT_REFERENCE = Gauge("embedloop_drift_reference_size", "Embeddings in the drift reference")

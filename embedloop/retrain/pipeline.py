@@ -27,10 +27,11 @@ from embedloop.core.models.versions import Assessment, graph_key, load_encoder, 
 from embedloop.core.progress import Progress, no_progress
 from embedloop.core.state import State
 from embedloop.retrain.data import TrainingData, assemble, held_out_texts
-from embedloop.retrain.finetune import choose_interpolation, load_checkpoint, train
+from embedloop.retrain.finetune import load_checkpoint, train
 from embedloop.retrain.gates import Gates, ServedGraph
 from embedloop.retrain.heartbeat import LEASE_NAME, Heartbeat
 from embedloop.retrain.mining import ServedEmbeddings, mine
+from embedloop.retrain.validation import ValidationSet, choose_interpolation
 
 log = logging.getLogger(__name__)
 ACTOR = "embedloop-retrain"
@@ -119,22 +120,25 @@ class Run:
         vectors = cached_corpus_embeddings(self.parent_encoder, graph_key(parent), doc_ids, corpus,
                                            settings.corpus_cache_dir, self.progress)
         embeddings = ServedEmbeddings(self.parent_encoder, vectors, corpus)
-        examples, mined = mine(load_checkpoint(parent_checkpoint), embeddings, self.data.train, settings.mining,
-                               settings.training.seed)
+        parent_model = load_checkpoint(parent_checkpoint)
+        examples, mined = mine(parent_model, embeddings, self.data.train, settings.mining, settings.training.seed)
+        validation_set = ValidationSet.build(embeddings, self.data.validation, settings.training.seed)
 
         self.phase("training")
-        tuned = train(parent_checkpoint, examples, settings.training, self.work, self.progress)
+        metric = settings.gates.metric
+        tuned, budget = train(parent_checkpoint, examples, settings.training, self.work, validation_set, metric,
+                              self.progress)
 
         self.phase("interpolating")
-        alpha, validation = choose_interpolation(parent_checkpoint, tuned, embeddings, self.data.validation,
-                                                 settings.training, settings.gates.metric, self.progress)
+        alpha, validation = choose_interpolation(parent_model.state_dict(), tuned, validation_set, settings.training,
+                                                 metric, self.progress)
         tuned.max_seq_length = int(parent.manifest["max_seq_length"])  # serve as long texts as the parent
         checkpoint = self.work / "checkpoint"
         tuned.save(str(checkpoint), create_model_card=False)
 
         self.phase("exporting")
         lineage = {"parent": parent.name, "trigger": self.trigger, "run_id": self.run_id, "data": self.data.summary(),
-                   "mining": mined, "interpolation": {"alpha": alpha, "validation": validation},
+                   "mining": mined, "budget": budget, "interpolation": {"alpha": alpha, "validation": validation},
                    "settings": settings.model_dump(mode="json", include={"retrain", "training", "mining", "gates"})}
         version = register_version(settings, self.state.registry, checkpoint, parent=parent.name, training=lineage,
                                    actor=ACTOR, progress=self.progress, assess=self.assess)
@@ -142,7 +146,7 @@ class Run:
         ends = {**self.timings, "end": time.perf_counter()}
         names = list(ends)
         seconds = {names[i]: round(ends[names[i + 1]] - ends[names[i]], 1) for i in range(len(names) - 1)}
-        details = {"data": self.data.summary(), "mining": mined, "alpha": alpha, "gates": gates,
+        details = {"data": self.data.summary(), "mining": mined, "budget": budget, "alpha": alpha, "gates": gates,
                    "seconds": {**seconds, "total": round(time.perf_counter() - started, 1)},
                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
         result = RunResult("rejected", "; ".join(gates["reasons"]), self.run_id, version.name, parent.name,

@@ -5,7 +5,7 @@ import numpy as np
 from embedloop.core.evaluation.probes import ProbeScores
 from embedloop.core.labels.probes import ProbeSet
 from embedloop.core.settings import GateSettings
-from embedloop.retrain.gates import Gates, GateStatus, GateReport
+from embedloop.retrain.gates import GateReport, Gates, GateStatus
 
 
 def scores(values: np.ndarray, groups: list[str], origins: list[str], added_at: list[float]) -> ProbeScores:
