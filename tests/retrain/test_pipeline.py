@@ -40,7 +40,8 @@ def test_a_run_registers_a_gated_candidate_and_policy_auto_promotes_it(tiny_home
     data = lineage["data"]
     assert data["new_train"] + data["new_validation"] == data["new_feedback"] == seeded["feedback"]
     assert lineage["data"]["feedback_upto"] == seeded["feedback"]
-    assert lineage["interpolation"]["alpha"] in [0.25, 0.5, 0.75, 1.0] and "0.0" in lineage["interpolation"]["validation"]
+    interpolation = lineage["interpolation"]
+    assert interpolation["alpha"] in [0.25, 0.5, 0.75, 1.0] and "0.0" in interpolation["validation"]
     budget = lineage["budget"]  # 270 pairs = 9 steps an epoch: more passes to reach min_steps, capped at max_epochs
     assert budget["steps_per_epoch"] == 9 and budget["epochs"] == 8 and budget["steps"] == 72
     assert len(budget["validation_curve"]) >= 3 and budget["best_step"] in [s for s, _ in budget["validation_curve"]]
