@@ -110,6 +110,7 @@ def test_kill_9_leaves_the_registry_consistent_and_the_next_start_cleans_up(tiny
     settings = state.settings
     seed_medquad(state)
     env = {**os.environ, "EMBEDLOOP_TRAINING__LEARNING_RATE": "1e-3", "EMBEDLOOP_TRAINING__EPOCHS": "1",
+           "EMBEDLOOP_TRAINING__MIN_STEPS": "0", "EMBEDLOOP_TRAINING__EVALUATIONS": "2",
            "EMBEDLOOP_RETRAIN__MIN_NEW_PAIRS": "50"}
     proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "embedloop"), "retrain", "--home", str(tiny_home)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -117,6 +118,7 @@ def test_kill_9_leaves_the_registry_consistent_and_the_next_start_cleans_up(tiny
     while phase_of(tiny_home) != kill_at and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert proc.poll() is None, f"the run ended before {kill_at}"
+    assert phase_of(tiny_home) == kill_at, f"the run did not reach {kill_at} in time"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 

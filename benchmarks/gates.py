@@ -1,0 +1,151 @@
+"""Do the gates tell a gain from noise, and does a small feedback batch train?
+
+    .venv/bin/python benchmarks/gates.py [--seeds 5] [--pairs 1200] [--work DIR]
+
+Set-up, on MedQuAD: the base model is measured per source on the test questions; the two sources it
+ranks worst (with enough training questions) give ~``--pairs`` feedback pairs. Probes: all 2,777
+test questions, grouped by source; corpus: all 15,736 answers. Runs go through the command line as
+a user's would (`embedloop retrain --force`, policy manual, so production stays the base model).
+
+(1) Small data: the run with the default settings (seed 42) — its MRR@10 gain on the two sources'
+    test questions, which no run sees, and every group's change; and its gate verdict.
+(2) Noise: ``--seeds`` runs on the same data that differ only by their seed, judged against each
+    other with the gates' probe decisions (gain, groups, origins) as if one were production: every
+    ordered pair is a no-signal comparison, and a pass is a false pass. The point-estimate rule the
+    gates used before is counted beside it.
+
+Results in ``benchmarks/results/gates.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+from common import DATASETS, REPO, save
+
+from embedloop.core.evaluation.paired import compare
+from embedloop.core.evaluation.probes import score_probes
+from embedloop.core.labels.beir import load_beir
+from embedloop.core.labels.feedback import FeedbackItem
+from embedloop.core.models.registry import PRODUCTION
+from embedloop.core.models.versions import graph_key, load_encoder
+from embedloop.core.settings import load_settings
+from embedloop.core.state import State
+from embedloop.retrain.gates import GateReport, Gates, GateStatus
+
+MEDQUAD = DATASETS / "medquad"
+CLI = str(REPO / ".venv" / "bin" / "embedloop")
+CONFIG = {"promotion": {"policy": "manual"}, "probes": {"feedback_fraction": 0.0},
+          "gates": {"sts_dataset": str(DATASETS / "stsb_ccbysa" / "test.jsonl"),
+                    "retention_dataset": str(DATASETS / "se_retention")}}
+
+
+def prepare(home: Path, pairs: int) -> tuple[State, dict]:
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    (home / "config.yaml").write_text(json.dumps(CONFIG))
+    subprocess.run([CLI, "init", "--home", str(home)], check=True)
+    subprocess.run([CLI, "probe", "import", str(MEDQUAD), "--split", "test", "--home", str(home)], check=True)
+    state = State(load_settings(home))
+    base = scores_of(state, "v1")
+    per_group = base.summary()["groups"]
+    train = load_beir(MEDQUAD, "train")
+    available = {g: [(q, d) for q in sorted(train.qrels) if train.queries[q]["source"] == g for d in train.qrels[q]]
+                 for g in per_group}
+    weakest = sorted((g for g in per_group if len(available[g]) >= pairs // 4), key=lambda g: per_group[g]["mrr@10"])
+    chosen = weakest[:2]
+    pool = [p for g in chosen for p in available[g]]
+    sample = random.Random(0).sample(pool, min(pairs, len(pool)))
+    state.feedback.add([FeedbackItem(query=train.queries[q]["text"], positive_id=d, group=train.queries[q]["source"])
+                        for q, d in sample], origin="import", probe_fraction=0.0)
+    return state, {"sources": chosen, "pairs": len(sample),
+                   "base_mrr10_by_source": {g: round(m["mrr@10"], 4) for g, m in per_group.items()}}
+
+
+def scores_of(state: State, name: str):
+    version = state.registry.get(name)
+    return score_probes(load_encoder(state.settings, version), graph_key(version), state.probes.load(),
+                        state.settings.corpus_cache_dir)
+
+
+def run_seed(home: Path, seed: int) -> dict:
+    started = time.perf_counter()
+    done = subprocess.run([CLI, "retrain", "--force", "--home", str(home)], capture_output=True, text=True,
+                          env={**os.environ, "EMBEDLOOP_TRAINING__SEED": str(seed)})
+    print(done.stdout[-1500:], done.stderr[-1500:], flush=True)
+    return {"seed": seed, "minutes": round((time.perf_counter() - started) / 60, 1), "exit": done.returncode}
+
+
+def judged(gates: Gates, candidate, production) -> GateReport:
+    report = GateReport(gates.settings.metric)
+    gates.probe_gates(report, candidate, production, promoted_at=None)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5, help="runs that differ only by seed (>= 2)")
+    parser.add_argument("--pairs", type=int, default=1200)
+    parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".work" / "gates")
+    args = parser.parse_args()
+    home = args.work / "home"
+    state, setup = prepare(home, args.pairs)
+    print(f"feedback: {setup}", flush=True)
+    seeds = [42] + [1000 + i for i in range(args.seeds - 1)]
+    runs = [run_seed(home, seed) for seed in seeds]
+    versions = [v.name for v in state.registry.versions()[1:]]
+    assert state.registry.alias(PRODUCTION) == "v1"
+    scores = {name: scores_of(state, name) for name in ["v1", *versions]}
+    gates = Gates(state.settings.gates, state.settings.corpus_cache_dir)
+    metric = gates.settings.metric
+
+    # (1) the default run against the base model
+    first, base = scores[versions[0]], scores["v1"]
+    groups = np.array(first.probes.groups)
+    held = np.flatnonzero(np.isin(groups, setup["sources"]))
+    gain = compare(first.per_query[metric][held], base.per_query[metric][held], 0.0)
+    changes = {g: round(float(first.per_query[metric][groups == g].mean() - base.per_query[metric][groups == g].mean()),
+                        4) for g in sorted(set(groups.tolist()))}
+    registered = state.registry.get(versions[0])
+    small = {"version": versions[0], "state": state.registry.state(versions[0]).state,
+             "gain_on_the_two_sources": gain.as_dict(), "change_by_group": changes,
+             "largest_group_drop": min(changes.values()),
+             "gates": [{k: g[k] for k in ("name", "status", "detail")} for g in registered.metrics["gates"]["gates"]],
+             "budget": registered.training.get("budget"), "alpha": registered.training["interpolation"]["alpha"]}
+    print(json.dumps(small, indent=1), flush=True)
+
+    # (2) no-signal comparisons: every ordered pair of re-seeded candidates
+    pairs, old_rule = [], 0
+    for a, b in itertools.permutations(versions, 2):
+        report = judged(gates, scores[a], scores[b])
+        point = float(scores[a].per_query[metric].mean() - scores[b].per_query[metric].mean())
+        old_rule += point >= gates.settings.min_gain
+        pairs.append({"candidate": a, "against": b, "passed": report.passed, "mean_gain": round(point, 4),
+                      "lower_bound": round(report.figures["gain"]["ci_low"], 4),
+                      "failed": [g.name for g in report.gates if g.status is GateStatus.FAILED]})
+    false_passes = sum(p["passed"] for p in pairs)
+    noise = {"comparisons": len(pairs), "false_passes": false_passes, "false_pass_rate": false_passes / len(pairs),
+             "point_estimate_rule_passes": old_rule, "pairs": pairs}
+    print(f"noise: {false_passes} of {len(pairs)} no-signal comparisons passed the gates "
+          f"(the point-estimate rule: {old_rule})", flush=True)
+    targets = {"noise_false_pass_rate<=0.05": noise["false_pass_rate"] <= 0.05,
+               "small_data_gain>=0.03": gain.mean >= 0.03,
+               "small_data_no_group_down_more_than_0.01": small["largest_group_drop"] >= -0.01}
+    print(f"targets: {targets}")
+    save("gates", {"setup": setup, "runs": runs, "small_data": small, "noise": noise,
+                   "settings": {"gates": state.settings.gates.model_dump(mode="json"),
+                                "training": state.settings.training.model_dump(mode="json")},
+                   "targets_met": targets})
+
+
+if __name__ == "__main__":
+    main()
