@@ -19,6 +19,7 @@ OFFLINE_DEFAULTS = {
     "BENTOML_DO_NOT_TRACK": "true",
     "DO_NOT_TRACK": "1",
     "TRANSFORMERS_VERBOSITY": "error",  # not "`torch_dtype` is deprecated" on every load
+    "TQDM_DISABLE": "1",  # libraries' own progress bars; commands draw theirs with rich
 }
 # Libraries whose warnings are about their own internals, not about anything a user can act on.
 QUIET_MODULES = r"(torch|transformers|optimum|sentence_transformers|onnxruntime|datasets|accelerate)(\.|$)"

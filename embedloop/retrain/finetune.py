@@ -63,6 +63,7 @@ def train(parent_checkpoint: Path, examples: list[Example], settings: TrainingSe
 
     model = load_checkpoint(parent_checkpoint)
     model.max_seq_length = min(settings.max_seq_length, model.max_seq_length)
+    model.model_card_data.generate_widget_examples = False  # no model card is written
     columns = {"anchor": [e.anchor for e in examples], "positive": [e.positive for e in examples]}
     for i in range(len(examples[0].negatives) if examples else 0):
         columns[f"negative_{i + 1}"] = [e.negatives[i] for e in examples]
