@@ -56,6 +56,9 @@ class StorageSettings(Group):
 class ExportSettings(Group):
     quantization: str = Field("auto", description="auto | avx512_vnni | avx512 | avx2 | arm64")
     per_channel: bool = Field(True, description="per-channel int8 weights (per-tensor loses more accuracy)")
+    activations: Literal["per_row", "per_tensor"] = Field(
+        "per_row", description="per_row: each token's activations get their own int8 scale, so a text's vector "
+        "does not depend on what shares its batch; per_tensor: one scale per pass (batch-dependent, ~5 % faster)")
     parity_min_mean_cosine: float = Field(0.985, description="int8 vs fp32 mean cosine needed to register")
     parity_min_cosine: float = Field(0.93, description="int8 vs fp32 worst-text cosine needed to register")
 
@@ -161,6 +164,8 @@ class TrainingSettings(Group):
     evaluations: int = Field(8, ge=0, description="validation checks over a run; the best one is kept "
                              "(0 = keep the last weights)")
     patience: int = Field(3, ge=1, description="stop after this many validation checks without a gain")
+    validation_queries: int = Field(256, ge=10, description="validation queries a check ranks (a seeded sample of "
+                                    "the split, so a check costs seconds however large the run)")
     batch_size: int = Field(32, ge=2, description="pairs per step (in-batch negatives)")
     max_seq_length: int = Field(64, ge=16, description="tokens per text while training (serving keeps its own)")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 where the CPU has "

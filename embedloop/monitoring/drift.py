@@ -66,6 +66,11 @@ class DriftResult:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def summary(self) -> str:
+        ks = f"KS: {self.share_drifted:.0%} of dimensions drifted (max KS {self.max_ks:.3f})"
+        mmd = f"; MMD p = {self.mmd_p_value:.3f}" if self.mmd_p_value is not None else ""
+        return f"{ks}{mmd}, window {self.window_size} vs reference {self.reference_size}"
+
 
 def adjust(p_values: np.ndarray, correction: Correction) -> np.ndarray:
     if correction is Correction.BONFERRONI:

@@ -97,4 +97,5 @@ class DriftCheck:
         if result.mmd_p_value is not None:
             metrics.DRIFT_MMD_P.set(result.mmd_p_value)
         status = CheckStatus.DECLARED if declared else CheckStatus.DRIFTED if result.drifted else CheckStatus.OK
-        return CheckReport(NAME, version, status, figures, trigger="drift" if declared else None)
+        return CheckReport(NAME, version, status, figures, trigger="drift" if declared else None,
+                           message=f"{result.summary()}; {streak} drifted window(s) in a row")

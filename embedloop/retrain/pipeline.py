@@ -122,7 +122,8 @@ class Run:
         embeddings = ServedEmbeddings(self.parent_encoder, vectors, corpus)
         parent_model = load_checkpoint(parent_checkpoint)
         examples, mined = mine(parent_model, embeddings, self.data.train, settings.mining, settings.training.seed)
-        validation_set = ValidationSet.build(embeddings, self.data.validation, settings.training.seed)
+        validation_set = ValidationSet.build(embeddings, self.data.validation, settings.training.seed,
+                                             settings.training.validation_queries)
 
         self.phase("training")
         metric = settings.gates.metric

@@ -28,12 +28,14 @@ class ValidationSet:
     relevant: list[set[str]]  # documents are named by their text
 
     @classmethod
-    def build(cls, embeddings: ServedEmbeddings, pairs: list[TrainingPair], seed: int, neighbours: int = 5,
-              random_docs: int = 300) -> "ValidationSet | None":
+    def build(cls, embeddings: ServedEmbeddings, pairs: list[TrainingPair], seed: int, max_queries: int = 256,
+              neighbours: int = 5, random_docs: int = 300) -> "ValidationSet | None":
         if not pairs:
             return None
-        near = top_k(embeddings.queries([p.query for p in pairs]), embeddings.corpus_vectors, neighbours)
         rng = np.random.default_rng(seed)
+        if len(pairs) > max_queries:
+            pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), size=max_queries, replace=False))]
+        near = top_k(embeddings.queries([p.query for p in pairs]), embeddings.corpus_vectors, neighbours)
         pool = rng.choice(len(embeddings.corpus), size=min(random_docs, len(embeddings.corpus)), replace=False)
         texts = [p.positive for p in pairs] + [embeddings.corpus[i] for i in np.concatenate([near.ravel(), pool])]
         return cls([p.query for p in pairs], list(dict.fromkeys(texts)), [{p.positive} for p in pairs])

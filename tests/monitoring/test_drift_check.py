@@ -59,6 +59,7 @@ def test_drift_is_declared_after_consecutive_shifted_windows(tiny_home, queries_
     log_traffic(state, queries_by_source["NHLBI"][150:300])
     declared = check()
     assert declared.status is CheckStatus.DECLARED and declared.trigger == "drift"
+    assert "of dimensions drifted" in declared.message and "2 drifted window(s) in a row" in declared.message
     assert declared.figures["share_drifted"] > stationary.figures["share_drifted"]
     runs = state.checks.drift_runs("v1")
     assert [r.declared for r in runs[:3]] == [True, False, False]

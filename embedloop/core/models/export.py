@@ -1,7 +1,8 @@
 """Build a servable version folder from a sentence-transformers checkpoint.
 
 checkpoint (sentence-transformers, kept for further training) -> fp32 ONNX (optimum export)
--> int8 ONNX (optimum / onnxruntime dynamic quantization, per-channel, for this CPU's ISA)
+-> int8 ONNX (per-channel int8 weights for this CPU's ISA; activations quantized per row, so a text's
+vector does not depend on its batch — :mod:`embedloop.core.models.per_row`)
 -> parity check of int8 against the fp32 torch model -> manifest.json.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from embedloop.core.cpu import cpu_flags
 from embedloop.core.models.encoder import MANIFEST, OnnxEncoder, normalize_rows
+from embedloop.core.models.per_row import quantize_per_row
 from embedloop.core.progress import Progress, no_progress
 from embedloop.core.settings import ExportSettings
 
@@ -112,11 +114,15 @@ def quantize(onnx_dir: Path, settings: ExportSettings) -> dict[str, Any]:
 
     isa = cpu_isa() if settings.quantization == "auto" else settings.quantization
     config = quantization_config(isa, settings.per_channel)
+    if settings.activations == "per_row":
+        chosen = quantize_per_row(onnx_dir / "model.onnx", onnx_dir / "model_int8.onnx",
+                                  reduce_range=config.reduce_range)
+        return {**chosen, "isa": isa, "batch_invariant": True}
     quantizer = ORTQuantizer.from_pretrained(onnx_dir, file_name="model.onnx")
     quantizer.quantize(quantization_config=config, save_dir=onnx_dir, file_suffix="int8")
     return {"method": "dynamic", "isa": isa, "per_channel": config.per_channel,
             "activations": config.activations_dtype.name, "weights": config.weights_dtype.name,
-            "reduce_range": config.reduce_range}
+            "reduce_range": config.reduce_range, "batch_invariant": False}
 
 
 def measure_parity(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:

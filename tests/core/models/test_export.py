@@ -27,7 +27,7 @@ def test_registered_version_has_graphs_manifest_and_hashes(tiny_registered, open
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest == version.manifest
     assert manifest["dimensions"] == 32 and manifest["pooling"] == "mean" and manifest["normalize"] is True
-    assert manifest["quantization"]["per_channel"] is True
+    assert manifest["quantization"]["method"] == "per_row" and manifest["quantization"]["batch_invariant"]
     assert manifest["quantization"]["isa"] == cpu_isa()
     assert (folder / manifest["graphs"]["int8"]).stat().st_size < (folder / manifest["graphs"]["fp32"]).stat().st_size
     assert (folder / "checkpoint" / "modules.json").is_file()  # kept for further training
@@ -77,3 +77,20 @@ def test_quantization_preset_per_isa(isa, weights, reduce_range):
     config = quantization_config(isa, per_channel=True)
     assert (config.weights_dtype.name, config.reduce_range, config.per_channel) == (weights, reduce_range, True)
     assert config.activations_dtype.name == "QUInt8" and not config.is_static
+
+
+@pytest.mark.parametrize("companions", [["a"], ["what is the treatment for a long and rare condition " * 6],
+                                        [f"question {i}" for i in range(40)]])
+def test_int8_vector_does_not_depend_on_the_batch(tiny_registered, companions):
+    encoder = OnnxEncoder(make_settings(tiny_registered).models_dir / "v1", "int8")
+    target = "what are the symptoms of glaucoma"
+    alone = encoder.encode([target])[0]
+    together = encoder.encode(companions + [target], batch_size=64)[-1]
+    assert np.abs(together - alone).max() <= 1e-5
+
+
+def test_one_scale_per_pass_remains_a_setting(tmp_path, tiny_base, open_states):
+    state = open_states(tmp_path / "home", export={"activations": "per_tensor"})
+    version = register_version(state.settings, state.registry, tiny_base)
+    assert version.manifest["quantization"]["method"] == "dynamic"
+    assert version.manifest["quantization"]["batch_invariant"] is False
