@@ -6,7 +6,8 @@
 batches of 32), (c) the HTTP service with single-text requests at concurrency 32, (d) the HTTP
 service with 32-text requests, (e) (c) with the query log off vs on, (f) (c) and (d) against a
 version quantized with one activation scale per pass (the batch-dependent graph, for "no loss against
-it"). Load comes from wrk (a
+it"), (g) (c) and (d) on a server computing two batches at once, one thread each
+(`serving.batches_in_flight` 2, `serving.intra_op_threads` 1). Load comes from wrk (a
 Lua script cycles through real MedQuAD questions). The machine's speed drifts, so b is measured
 again after every HTTP run and each run is compared with the mean of the in-process rates just
 before and just after it. Also: p50/p99 latency, non-200 responses, the cores the server's
@@ -206,6 +207,9 @@ def main() -> None:
 
     servers = {ql: start_server(settings.home, work / f"server-querylog-{ql}.log",
                                 env={"EMBEDLOOP_QUERYLOG__ENABLED": str(ql).lower()}) for ql in (True, False)}
+    servers["two"] = start_server(settings.home, work / "server-two-in-flight.log",
+                                  env={"EMBEDLOOP_SERVING__BATCHES_IN_FLIGHT": "2",
+                                       "EMBEDLOOP_SERVING__INTRA_OP_THREADS": "1"})
     repeats = []
     try:
         for server in servers.values():
@@ -233,6 +237,11 @@ def main() -> None:
                 r[name]["b"], b_before = (b_before + b_after) / 2, b_after
             r["d"]["texts_per_s"] = r["d"]["rps"] * 32
             r["d_per_pass"]["texts_per_s"] = r["d_per_pass"]["rps"] * 32
+            for name, script in (("c_two", single), ("d_two", batch)):
+                wait_idle(servers["two"].url)
+                r[name] = run_wrk(servers["two"].url, script, args.duration, args.concurrency,
+                                  server_pid=servers["two"].process.pid)
+            r["d_two"]["texts_per_s"] = r["d_two"]["rps"] * 32
             r["querylog"] = querylog_cost(servers[True].url, servers[False].url, single, args.duration / 2,
                                           args.concurrency)
             repeats.append(r)
@@ -241,7 +250,8 @@ def main() -> None:
                   f"d {r['d']['texts_per_s']:.0f} texts/s ({r['d']['texts_per_s'] / r['d']['b']:.2f} b)  "
                   f"per-pass graph: b {r['b_per_pass']:.0f} c {r['c_per_pass']['rps']:.0f} "
                   f"d {r['d_per_pass']['texts_per_s']:.0f}  cores c {r['c']['server_cores']:.2f} "
-                  f"d {r['d']['server_cores']:.2f}", flush=True)
+                  f"d {r['d']['server_cores']:.2f}  two in flight: c {r['c_two']['rps']:.0f} "
+                  f"d {r['d_two']['texts_per_s']:.0f}", flush=True)
         import httpx
 
         httpx.post(f"{servers[True].url}/v1/embeddings", json={"model": "embedloop@v2", "input": "load v2"})
@@ -262,10 +272,13 @@ def main() -> None:
         "b_over_b_per_pass": med(r["b"] / r["b_per_pass"] for r in repeats),
         "c_over_c_per_pass": med(r["c"]["rps"] / r["c_per_pass"]["rps"] for r in repeats),
         "d_over_d_per_pass": med(r["d"]["texts_per_s"] / r["d_per_pass"]["texts_per_s"] for r in repeats),
+        "c_two_over_c": med(r["c_two"]["rps"] / r["c"]["rps"] for r in repeats),
+        "d_two_over_d": med(r["d_two"]["texts_per_s"] / r["d"]["texts_per_s"] for r in repeats),
     }
-    cores = {name: med(r[name]["server_cores"] for r in repeats) for name in ("c", "d", "c_per_pass", "d_per_pass")}
+    cores = {name: med(r[name]["server_cores"] for r in repeats)
+             for name in ("c", "d", "c_per_pass", "d_per_pass", "c_two", "d_two")}
     non200 = sum(r[k]["non2xx"] + r[k]["socket_errors"] for r in repeats
-                 for k in ("c", "d", "c_per_pass", "d_per_pass")) + \
+                 for k in ("c", "d", "c_per_pass", "d_per_pass", "c_two", "d_two")) + \
         sum(r["querylog"]["non200"] for r in repeats)
     targets = {
         "b_over_a": ratios["b_over_a"] >= 2.0,
@@ -277,6 +290,8 @@ def main() -> None:
         "c_over_c_per_pass": ratios["c_over_c_per_pass"] >= 1.0,
         "d_over_d_per_pass": ratios["d_over_d_per_pass"] >= 1.0,
         "invariance_1e-5": max_difference <= 1e-5,
+        "c_two_over_c": True,  # reported: decides serving.batches_in_flight
+        "d_two_over_d": True,
         "zero_non200": non200 == 0,
         "rss_two_versions": rss <= 600,
     }

@@ -7,6 +7,7 @@ it needs the ``demo`` extra (matplotlib) for its charts.
 
 from __future__ import annotations
 
+import signal
 import socket
 from pathlib import Path
 from typing import Optional
@@ -49,6 +50,7 @@ def demo(
             port = sock.getsockname()[1]
     out = out.resolve()
     apply_defaults(out / "state")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it like Ctrl-C: children too
     with console.status("starting") as line:
         runner = Demo(dataset.resolve(), out, quick, group_field, port, sts.resolve() if sts else None,
                       lambda text: line.update(text))

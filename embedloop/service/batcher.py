@@ -39,6 +39,7 @@ class BatchLimits:
     max_tokens: int = 16384
     max_queue_texts: int = 2048
     max_wait_s: float = 0.002
+    in_flight: int = 1  # batches computed at once (each in its own executor thread)
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Batcher:
         self._queue: deque[_Item] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._busy = False
+        self._computing: set[asyncio.Task] = set()
 
     # -- producer side -------------------------------------------------------------------------
     @property
@@ -81,7 +82,7 @@ class Batcher:
 
     @property
     def idle(self) -> bool:
-        return not self._queue and not self._busy
+        return not self._queue and not self._computing
 
     async def submit(self, token_ids: list[np.ndarray], deadline: float) -> np.ndarray:
         """Embeddings for ``token_ids``; raises QueueFull, or DeadlineExceeded past ``deadline`` (monotonic)."""
@@ -108,10 +109,12 @@ class Batcher:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="batcher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in [self._task, *self._computing]:
+            if task is None:
+                continue
+            task.cancel()
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
 
@@ -134,36 +137,43 @@ class Batcher:
         return batch
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.limits.in_flight)
         while True:
+            await slots.acquire()
             if not self._queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-                if len(self._queue) < self.limits.max_items and self.limits.max_wait_s > 0:
+                if not self._computing and len(self._queue) < self.limits.max_items and self.limits.max_wait_s > 0:
                     # The model was idle: let a lone text wait a moment for company.
                     await asyncio.sleep(self.limits.max_wait_s)
             batch = self._take_batch()
             if not batch:
+                slots.release()
                 continue
-            self._busy = True
-            try:
-                started = time.perf_counter()
-                vectors = await loop.run_in_executor(self.executor, self.embed, [it.ids for it in batch])
-                metrics.INFERENCE_LATENCY.observe(time.perf_counter() - started)
-            except Exception as exc:  # the model failed: fail these requests, keep serving others
-                for item in batch:
-                    if not item.job.future.done():
-                        item.job.future.set_exception(exc)
+            task = asyncio.get_running_loop().create_task(self._compute(batch, slots))
+            self._computing.add(task)
+            task.add_done_callback(self._computing.discard)
+
+    async def _compute(self, batch: list[_Item], slots: asyncio.Semaphore) -> None:
+        try:
+            started = time.perf_counter()
+            vectors = await asyncio.get_running_loop().run_in_executor(self.executor, self.embed,
+                                                                       [it.ids for it in batch])
+            metrics.INFERENCE_LATENCY.observe(time.perf_counter() - started)
+        except Exception as exc:  # the model failed: fail these requests, keep serving others
+            for item in batch:
+                if not item.job.future.done():
+                    item.job.future.set_exception(exc)
+            return
+        finally:
+            slots.release()
+        for item, vector in zip(batch, vectors):
+            job = item.job
+            if job.future.done():
                 continue
-            finally:
-                self._busy = False
-            for item, vector in zip(batch, vectors):
-                job = item.job
-                if job.future.done():
-                    continue
-                if job.out is None:
-                    job.out = np.empty((job.n, vector.shape[0]), dtype=np.float32)
-                job.out[item.index] = vector
-                job.remaining -= 1
-                if job.remaining == 0:
-                    job.future.set_result(job.out)
+            if job.out is None:
+                job.out = np.empty((job.n, vector.shape[0]), dtype=np.float32)
+            job.out[item.index] = vector
+            job.remaining -= 1
+            if job.remaining == 0:
+                job.future.set_result(job.out)

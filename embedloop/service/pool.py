@@ -51,7 +51,8 @@ class ModelPool:
         self.registry = registry
         self.executor = executor
         s = settings.serving
-        self.limits = BatchLimits(s.max_batch_items, s.max_batch_tokens, s.max_queue_texts, s.max_wait_ms / 1000)
+        self.limits = BatchLimits(s.max_batch_items, s.max_batch_tokens, s.max_queue_texts, s.max_wait_ms / 1000,
+                                  s.batches_in_flight)
         self.loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self.production: LoadedModel | None = None
         self._locks: dict[str, asyncio.Lock] = {}

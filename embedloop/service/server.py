@@ -20,9 +20,10 @@ class Server:
     def __init__(self, state: State) -> None:
         self.state = state
         self.settings = state.settings
-        # One inference thread: ONNX Runtime parallelises inside a forward pass; the event loop
-        # keeps parsing and answering HTTP while it runs.
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx")
+        # One inference thread per batch in flight (default one: ONNX Runtime parallelises inside a
+        # forward pass); the event loop keeps parsing and answering HTTP while they run.
+        self.executor = ThreadPoolExecutor(max_workers=self.settings.serving.batches_in_flight,
+                                           thread_name_prefix="onnx")
         self.pool = ModelPool(self.settings, state.registry, self.executor)
         self.querylog: QueryLogWriter | None = None
         if self.settings.querylog.enabled:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 
 import pytest
@@ -11,12 +12,26 @@ from tests.conftest import DATASETS, REPO
 pytestmark = pytest.mark.integration
 
 
+def run_demo(out, timeout: float) -> subprocess.CompletedProcess:
+    """The demo as a user starts it; past ``timeout`` it is stopped like Ctrl-C, so that it stops its
+    service and daemon itself."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBEDLOOP_")}
+    args = [str(REPO / ".venv" / "bin" / "embedloop-demo"), "--quick", "--dataset", str(DATASETS / "medquad"),
+            "--out", str(out)]
+    with subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGTERM)
+            stdout, stderr = process.communicate(timeout=120)
+            pytest.fail(f"the demo took more than {timeout} s: {stdout[-2000:]} {stderr[-2000:]}")
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
+@pytest.mark.timeout(1200)
 def test_quick_demo_tells_the_story(tmp_path):
     out = tmp_path / "demo"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EMBEDLOOP_")}
-    done = subprocess.run([str(REPO / ".venv" / "bin" / "embedloop-demo"), "--quick", "--dataset",
-                           str(DATASETS / "medquad"), "--out", str(out)], env=env, capture_output=True, text=True,
-                          timeout=900)
+    done = run_demo(out, timeout=1000)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     head = summary["headline"]

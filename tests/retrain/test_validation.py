@@ -19,7 +19,8 @@ def served(home) -> ServedEmbeddings:
 
 def test_a_check_ranks_a_seeded_sample_of_queries_against_their_positives_and_neighbours(tiny_registered):
     embeddings = served(tiny_registered)
-    pairs = [TrainingPair(feedback_id=i, query=f"question {i}", positive=embeddings.corpus[i], negatives=[]) for i in range(60)]
+    pairs = [TrainingPair(feedback_id=i, query=f"question {i}", positive=embeddings.corpus[i], negatives=[])
+             for i in range(60)]
     first = ValidationSet.build(embeddings, pairs, seed=1, max_queries=20, neighbours=3, random_docs=50)
     again = ValidationSet.build(embeddings, pairs, seed=1, max_queries=20, neighbours=3, random_docs=50)
     assert len(first.queries) == 20 and first.queries == again.queries  # capped, and reproducible

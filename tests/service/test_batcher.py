@@ -138,3 +138,29 @@ def test_a_failing_model_fails_only_its_batch():
         return out
 
     assert run(main()).shape == (1, 2)
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_batches_in_flight_are_bounded_by_the_setting(in_flight):
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def model(batch):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return np.array([[ids[0], ids.shape[0]] for ids in batch], dtype=np.float32)
+
+    async def main():
+        batcher = Batcher(model, ThreadPoolExecutor(4), BatchLimits(max_items=2, max_wait_s=0, in_flight=in_flight))
+        results = await asyncio.gather(*(batcher.submit([ids(i)], later(5)) for i in range(12)))
+        await asyncio.sleep(0.01)  # the last batch's task ends right after its results are handed out
+        assert batcher.idle
+        await batcher.stop()
+        return results
+
+    results = run(main())
+    assert [int(r[0, 0]) for r in results] == list(range(12))
+    assert peak[0] == in_flight
