@@ -54,6 +54,27 @@ def test_openai_client_float_and_base64(server, real_home):
     assert len(short.data[0].embedding) == 64
 
 
+def test_a_text_gets_the_same_vector_whatever_shares_its_batch(server):
+    """Alone, next to other texts in one request, and next to other clients' requests in one pass."""
+    target = "heart attack symptoms"
+    companions = [["how is diabetes treated"], ["a"], [" ".join(["a long question about a rare disease"] * 30)],
+                  [f"question number {i} about treatment options" for i in range(40)]]
+
+    def vector_of(inputs: list[str]) -> np.ndarray:
+        body = httpx.post(f"{server.url}/v1/embeddings", json={"model": "embedloop", "input": inputs}, timeout=60)
+        assert body.status_code == 200
+        return np.array(body.json()["data"][inputs.index(target)]["embedding"])
+
+    alone = vector_of([target])
+    for others in companions:
+        assert np.abs(vector_of(others + [target]) - alone).max() <= 1e-5
+    # many clients at once: the batcher puts their texts into shared passes
+    requests = [[target]] * 8 + [others for others in companions for _ in range(4)]
+    with ThreadPoolExecutor(16) as pool:
+        vectors = list(pool.map(lambda inputs: vector_of(inputs) if target in inputs else None, requests))
+    assert max(np.abs(v - alone).max() for v in vectors if v is not None) <= 1e-5
+
+
 def test_openai_client_sees_errors_as_exceptions(server):
     import openai
 
@@ -188,23 +209,3 @@ def test_two_worker_processes_share_one_state_folder(tiny_home, tmp_path):
     with make_state(tiny_home) as state:
         assert state.querylog.count_requests() == 64  # both writers, one SQLite file
 
-
-def test_a_text_gets_the_same_vector_whatever_shares_its_batch(server):
-    """Alone, next to other texts in one request, and next to other clients' requests in one pass."""
-    target = "heart attack symptoms"
-    companions = [["how is diabetes treated"], ["a"], [" ".join(["a long question about a rare disease"] * 30)],
-                  [f"question number {i} about treatment options" for i in range(40)]]
-
-    def vector_of(inputs: list[str]) -> np.ndarray:
-        body = httpx.post(f"{server.url}/v1/embeddings", json={"model": "embedloop", "input": inputs}, timeout=60)
-        assert body.status_code == 200
-        return np.array(body.json()["data"][inputs.index(target)]["embedding"])
-
-    alone = vector_of([target])
-    for others in companions:
-        assert np.abs(vector_of(others + [target]) - alone).max() <= 1e-5
-    # many clients at once: the batcher puts their texts into shared passes
-    requests = [[target]] * 8 + [others for others in companions for _ in range(4)]
-    with ThreadPoolExecutor(16) as pool:
-        vectors = list(pool.map(lambda inputs: vector_of(inputs) if target in inputs else None, requests))
-    assert max(np.abs(v - alone).max() for v in vectors if v is not None) <= 1e-5
