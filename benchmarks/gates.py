@@ -1,6 +1,6 @@
 """Do the gates tell a gain from noise, and does a small feedback batch train?
 
-    .venv/bin/python benchmarks/gates.py [--seeds 5] [--pairs 1200] [--work DIR]
+    .venv/bin/python benchmarks/gates.py [--seeds 5] [--pairs 1200] [--work DIR] [--analyse-only]
 
 Set-up, on MedQuAD: the base model is measured per source on the test questions; the two sources it
 ranks worst (with enough training questions) give ~``--pairs`` feedback pairs. Probes: all 2,777
@@ -14,7 +14,8 @@ a user's would (`embedloop retrain --force`, policy manual, so production stays 
     ordered pair is a no-signal comparison, and a pass is a false pass. The point-estimate rule the
     gates used before is counted beside it.
 
-Results in ``benchmarks/results/gates.json``.
+``--analyse-only`` judges the versions an earlier (possibly interrupted) run of this benchmark left
+in ``--work``, without training more. Results in ``benchmarks/results/gates.json``.
 """
 
 from __future__ import annotations
@@ -96,12 +97,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="runs that differ only by seed (>= 2)")
     parser.add_argument("--pairs", type=int, default=1200)
     parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".work" / "gates")
+    parser.add_argument("--analyse-only", action="store_true", help="judge the versions already in --work")
     args = parser.parse_args()
     home = args.work / "home"
-    state, setup = prepare(home, args.pairs)
-    print(f"feedback: {setup}", flush=True)
-    seeds = [42] + [1000 + i for i in range(args.seeds - 1)]
-    runs = [run_seed(home, seed) for seed in seeds]
+    setup_file = args.work / "setup.json"
+    if args.analyse_only:
+        state, setup = State(load_settings(home)), json.loads(setup_file.read_text())
+        runs = setup.pop("runs", [])
+    else:
+        state, setup = prepare(home, args.pairs)
+        setup_file.write_text(json.dumps(setup))
+        print(f"feedback: {setup}", flush=True)
+        runs = []
+        for seed in [42] + [1000 + i for i in range(args.seeds - 1)]:
+            runs.append(run_seed(home, seed))
+            setup_file.write_text(json.dumps({**setup, "runs": runs}))
     versions = [v.name for v in state.registry.versions()[1:]]
     assert state.registry.alias(PRODUCTION) == "v1"
     scores = {name: scores_of(state, name) for name in ["v1", *versions]}
