@@ -1,6 +1,6 @@
 """Drift detection on MedQuAD query streams built from the `source` field.
 
-    .venv/bin/python benchmarks/drift.py [--windows 100]
+    .venv/bin/python benchmarks/drift.py [--windows 100] [--sizes 100,200,500] [--components 16,32,64]
 
 Reference: queries from the reference sources, embedded by the served int8 graph. Streams:
 (a) stationary — windows from the same sources (disjoint from the reference sample);
@@ -33,6 +33,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--windows", type=int, default=100, help="windows per stream and size (>= 50)")
     parser.add_argument("--reference-size", type=int, default=1000)
+    parser.add_argument("--sizes", default="100,200,500", help="window sizes (200 is needed for the targets)")
+    parser.add_argument("--components", default="16,32,64", help="MMD principal components to compare")
     parser.add_argument("--home", type=Path, default=None)
     args = parser.parse_args()
 
@@ -85,7 +87,7 @@ def main() -> None:
               f"shift {row['detection_shift']:5.1%}  subtle {row['detection_subtle']:5.1%}  "
               f"{row['ms_per_check']:.1f} ms", flush=True)
 
-    for size in (100, 200, 500):
+    for size in [int(x) for x in args.sizes.split(",")]:
         windows = {kind: [window(kind, size) for _ in range(args.windows)]
                    for kind in ("stationary", "shift", "subtle")}
         for name, config in configs.items():
@@ -98,7 +100,7 @@ def main() -> None:
                                                  lengths[idx]).drifted)
                     seconds.append(time.perf_counter() - t0)
             record(name, size, verdicts, seconds)
-        for components in (16, 32, 64):  # the MMD test's p-values once, judged at several levels
+        for components in [int(x) for x in args.components.split(",")]:  # p-values once, judged at several levels
             p_values, seconds = {}, []
             for kind, idx_list in windows.items():
                 p_values[kind] = []
@@ -115,7 +117,7 @@ def main() -> None:
                "detection_subtle_200>=0.80": d200["detection_subtle"] >= 0.80}
     print(f"default at 200: {d200} -> {targets}")
     save("drift", {"reference_sources": REFERENCE_SOURCES, "reference_size": len(reference_idx),
-                   "windows_per_stream": args.windows, "default": {
+                   "windows_per_stream": args.windows, "sizes": args.sizes, "default": {
                        "detector": default.detector.value, "ks_alpha": default.alpha, "min_ks": default.min_ks,
                        "mmd_alpha": default.mmd_alpha, "mmd_components": default.mmd_components,
                        "permutations": default.permutations},
