@@ -160,7 +160,8 @@ def main() -> None:
                       "lower_bound": round(report.figures["gain"]["ci_low"], 4),
                       "failed": [g.name for g in report.gates if g.status is GateStatus.FAILED]})
     false_passes = sum(p["passed"] for p in pairs)
-    noise = {"comparisons": len(pairs), "false_passes": false_passes, "false_pass_rate": false_passes / len(pairs) if pairs else None,
+    noise = {"comparisons": len(pairs), "false_passes": false_passes,
+             "false_pass_rate": false_passes / len(pairs) if pairs else None,
              "point_estimate_rule_passes": old_rule, "pairs": pairs}
     print(f"noise: {false_passes} of {len(pairs)} no-signal comparisons passed the gates "
           f"(the point-estimate rule: {old_rule})", flush=True)
