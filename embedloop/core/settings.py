@@ -58,7 +58,7 @@ class ExportSettings(Group):
     per_channel: bool = Field(True, description="per-channel int8 weights (per-tensor loses more accuracy)")
     activations: Literal["per_row", "per_tensor"] = Field(
         "per_row", description="per_row: each token's activations get their own int8 scale, so a text's vector "
-        "does not depend on what shares its batch; per_tensor: one scale per pass (batch-dependent, ~5 % faster)")
+        "does not depend on what shares its batch; per_tensor: one scale per pass (batch-dependent, 6-10 % faster)")
     parity_min_mean_cosine: float = Field(0.985, description="int8 vs fp32 mean cosine needed to register")
     parity_min_cosine: float = Field(0.93, description="int8 vs fp32 worst-text cosine needed to register")
 
