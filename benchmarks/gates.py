@@ -98,14 +98,16 @@ def judged(gates: Gates, candidate, production) -> GateReport:
 def simulate_no_signal(differences: np.ndarray, settings, n: int) -> dict:  # noqa: ANN001 - GateSettings
     rng = np.random.default_rng(7)
     null = differences - differences.mean()
-    passes = {"min_gain": 0, "zero": 0}
+    passes = {"min_gain": 0, "zero": 0, "point_estimate": 0}
     for i in range(n):
         draw = null[rng.integers(0, null.size, null.size)]
+        passes["point_estimate"] += draw.mean() >= settings.min_gain
         zero = np.zeros_like(draw)
         passes["min_gain"] += compare(draw, zero, settings.min_gain, settings.confidence, settings.resamples, i).clears
         passes["zero"] += compare(draw, zero, 0.0, settings.confidence, settings.resamples, i).clears
     return {"candidates": n, "queries": int(null.size), "spread": round(float(differences.std(ddof=1)), 4),
-            "pass_rate_at_min_gain": passes["min_gain"] / n, "pass_rate_at_zero": passes["zero"] / n}
+            "pass_rate_at_min_gain": passes["min_gain"] / n, "pass_rate_at_zero": passes["zero"] / n,
+            "point_estimate_rule_pass_rate": passes["point_estimate"] / n}
 
 
 def main() -> None:

@@ -6,8 +6,9 @@
 batches of 32), (c) the HTTP service with single-text requests at concurrency 32, (d) the HTTP
 service with 32-text requests, (e) (c) with the query log off vs on, (f) (c) and (d) against a
 version quantized with one activation scale per pass (the batch-dependent graph, for "no loss against
-it"), (g) (c) and (d) on a server computing two batches at once, one thread each
-(`serving.batches_in_flight` 2, `serving.intra_op_threads` 1). Load comes from wrk (a
+it"). (c)-(f) run one batch at a time with every core in it; (g) is (c) and (d) on a server computing
+two batches at once, one thread each (`serving.batches_in_flight` 2, the default since it was
+measured here, and `serving.intra_op_threads` 1). Load comes from wrk (a
 Lua script cycles through real MedQuAD questions). The machine's speed drifts, so b is measured
 again after every HTTP run and each run is compared with the mean of the in-process rates just
 before and just after it. Also: p50/p99 latency, non-200 responses, the cores the server's
@@ -206,7 +207,8 @@ def main() -> None:
     batch_per_pass = wrk_script(texts, 32, work / "batch-per-pass.lua", model=f"embedloop@{per_pass.name}")
 
     servers = {ql: start_server(settings.home, work / f"server-querylog-{ql}.log",
-                                env={"EMBEDLOOP_QUERYLOG__ENABLED": str(ql).lower()}) for ql in (True, False)}
+                                env={"EMBEDLOOP_QUERYLOG__ENABLED": str(ql).lower(),
+                                     "EMBEDLOOP_SERVING__BATCHES_IN_FLIGHT": "1"}) for ql in (True, False)}
     servers["two"] = start_server(settings.home, work / "server-two-in-flight.log",
                                   env={"EMBEDLOOP_SERVING__BATCHES_IN_FLIGHT": "2",
                                        "EMBEDLOOP_SERVING__INTRA_OP_THREADS": "1"})

@@ -82,9 +82,10 @@ class ServingSettings(Group):
     max_loaded_versions: int = Field(2, ge=1, description="versions kept in memory, production included")
     alias_poll_s: float = Field(2.0, gt=0, description="how often the production alias is re-read")
     workers: int = Field(1, ge=1, description="server processes, each with its own models and batcher")
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads per session; 0 = all cores")
-    batches_in_flight: int = Field(1, ge=1, description="batches computed at once, each on its own thread (with "
-                                   "intra_op_threads 1, one batch per core)")
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads per session; 0 = all cores, shared "
+                                  "among the service's batches in flight")
+    batches_in_flight: int = Field(2, ge=1, description="batches the service computes at once, each on its own "
+                                   "thread (measured on 2 cores: 1.15x single-text, 1.33x 32-text throughput vs one)")
     ort_allow_spinning: bool = Field(False, description="let idle ONNX Runtime threads spin (steals CPU from HTTP)")
     use_gpu: bool = Field(True, description="use CUDA when onnxruntime-gpu and a GPU are present")
     retry_after_s: int = Field(1, ge=1, description="Retry-After of a 429")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import time
 from collections import OrderedDict
 from concurrent.futures import Executor
@@ -58,6 +59,14 @@ class ModelPool:
         self._locks: dict[str, asyncio.Lock] = {}
         self._failed: dict[str, float] = {}
 
+    def threads_per_batch(self) -> int:
+        """ONNX Runtime threads of a served session: the cores shared among the batches in flight
+        (one each on two cores), unless ``serving.intra_op_threads`` says otherwise."""
+        s = self.settings.serving
+        if s.intra_op_threads or s.batches_in_flight == 1:
+            return s.intra_op_threads
+        return max(1, (os.cpu_count() or 1) // s.batches_in_flight)
+
     @property
     def ready(self) -> bool:
         return self.production is not None
@@ -69,7 +78,7 @@ class ModelPool:
     def _load_sync(self, name: str) -> LoadedModel:
         version = self.registry.get(name)  # UnknownVersion if there is none
         try:
-            encoder = load_encoder(self.settings, version)
+            encoder = load_encoder(self.settings, version, intra_op_threads=self.threads_per_batch())
             encoder.embed_tokens([t.ids for t in encoder.tokenize(WARMUP_TEXTS)])
         except Exception as exc:
             metrics.MODEL_LOADS.labels("failed").inc()

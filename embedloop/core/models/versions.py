@@ -91,15 +91,17 @@ def graph_key(version: ModelVersion) -> str:
     return version.files[INT8_GRAPH][:16]
 
 
-def load_encoder(settings: Settings, version: ModelVersion, graph: str = "int8") -> OnnxEncoder:
-    """An encoder for a registered version, after checking the files it reads against the registry."""
+def load_encoder(settings: Settings, version: ModelVersion, graph: str = "int8",
+                 intra_op_threads: int | None = None) -> OnnxEncoder:
+    """An encoder for a registered version, after checking the files it reads against the registry.
+    ``intra_op_threads`` overrides ``serving.intra_op_threads``."""
     folder = version_dir(settings, version)
     files = SERVING_FILES if graph == "int8" else (*SERVING_FILES, version.manifest["graphs"][graph])
     verify(folder, version.files, only=files)
     return OnnxEncoder(
         folder,
         graph,
-        intra_op_threads=settings.serving.intra_op_threads,
+        intra_op_threads=settings.serving.intra_op_threads if intra_op_threads is None else intra_op_threads,
         allow_spinning=settings.serving.ort_allow_spinning,
         use_gpu=settings.serving.use_gpu,
         manifest=version.manifest,
