@@ -132,7 +132,8 @@ async def test_long_inputs_are_truncated_and_counted(served):
 
 
 async def test_full_queue_answers_429_with_retry_after(served):
-    client, server = await served(serving={"max_queue_texts": 4, "max_batch_items": 2, "max_wait_ms": 0})
+    client, server = await served(serving={"max_queue_texts": 4, "max_batch_items": 2, "max_wait_ms": 0,
+                                           "batches_in_flight": 1})
     gate = threading.Event()
     server.executor.submit(gate.wait, 10)  # occupy the inference thread
     waiting = asyncio.ensure_future(embed(client, input=["a", "b", "c", "d", "e"]))  # 2 taken, 3 wait
@@ -145,7 +146,7 @@ async def test_full_queue_answers_429_with_retry_after(served):
 
 
 async def test_request_past_its_deadline_gets_504(served):
-    client, server = await served(serving={"request_timeout_s": 0.2})
+    client, server = await served(serving={"request_timeout_s": 0.2, "batches_in_flight": 1})
     gate = threading.Event()
     server.executor.submit(gate.wait, 10)
     response = await embed(client, input="late")
