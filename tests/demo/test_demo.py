@@ -28,10 +28,10 @@ def run_demo(out, timeout: float) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
 
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(2000)
 def test_quick_demo_tells_the_story(tmp_path):
     out = tmp_path / "demo"
-    done = run_demo(out, timeout=1000)
+    done = run_demo(out, timeout=1800)  # about 15 minutes on two AVX2 cores
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     head = summary["headline"]
