@@ -20,8 +20,8 @@ class Server:
     def __init__(self, state: State) -> None:
         self.state = state
         self.settings = state.settings
-        # One inference thread per batch in flight (default one: ONNX Runtime parallelises inside a
-        # forward pass); the event loop keeps parsing and answering HTTP while they run.
+        # One inference thread per batch in flight (`serving.batches_in_flight`, the cores shared among
+        # them); the event loop keeps parsing and answering HTTP while they run.
         self.executor = ThreadPoolExecutor(max_workers=self.settings.serving.batches_in_flight,
                                            thread_name_prefix="onnx")
         self.pool = ModelPool(self.settings, state.registry, self.executor)

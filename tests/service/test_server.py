@@ -208,4 +208,3 @@ def test_two_worker_processes_share_one_state_folder(tiny_home, tmp_path):
         srv.stop()
     with make_state(tiny_home) as state:
         assert state.querylog.count_requests() == 64  # both writers, one SQLite file
-

@@ -115,7 +115,7 @@ def quantize(onnx_dir: Path, settings: ExportSettings) -> dict[str, Any]:
     isa = cpu_isa() if settings.quantization == "auto" else settings.quantization
     config = quantization_config(isa, settings.per_channel)
     if settings.activations == "per_row":
-        chosen = quantize_per_row(onnx_dir / "model.onnx", onnx_dir / "model_int8.onnx",
+        chosen = quantize_per_row(onnx_dir / Path(FP32_GRAPH).name, onnx_dir / Path(INT8_GRAPH).name,
                                   reduce_range=config.reduce_range)
         return {**chosen, "isa": isa, "batch_invariant": True}
     quantizer = ORTQuantizer.from_pretrained(onnx_dir, file_name="model.onnx")

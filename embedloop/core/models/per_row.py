@@ -23,8 +23,8 @@ QUANTIZED_RANGE = 127.0
 ZERO_POINT = 128  # symmetric rows stored as uint8, the layout ONNX Runtime's u8s8 kernels want
 
 
-def weight_only_matmuls(model) -> list[str]:  # noqa: ANN001 - onnx.ModelProto
-    """Names of MatMul nodes whose second input is not a weight (activation x activation)."""
+def activation_matmuls(model) -> list[str]:  # noqa: ANN001 - onnx.ModelProto
+    """Names of MatMul nodes whose second input is not a weight (activation x activation): kept fp32."""
     weights = {init.name for init in model.graph.initializer}
     return [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] not in weights]
 
@@ -35,7 +35,7 @@ def quantize_per_row(fp32_path: Path, out_path: Path, *, reduce_range: bool) -> 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(fp32_path))
-    excluded = weight_only_matmuls(model)
+    excluded = activation_matmuls(model)
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # quantize_dynamic advises shape pre-processing on the root logger; not needed here
@@ -56,7 +56,7 @@ class _Graph:
     """Index of an ONNX graph's producers and consumers, and a builder of uniquely named nodes."""
 
     def __init__(self, model) -> None:  # noqa: ANN001
-        self.model, self.graph = model, model.graph
+        self.graph = model.graph
         self.producer = {out: n for n in self.graph.node for out in n.output}
         self.consumers: dict[str, list] = {}
         for n in self.graph.node:
