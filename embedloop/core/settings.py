@@ -75,7 +75,10 @@ class ServingSettings(Group):
     max_batch_tokens: int = Field(16384, ge=16,
                                   description="padded tokens (rows x longest row) taken from the queue at once")
     max_wait_ms: float = Field(2.0, ge=0, description="how long a lone request may wait for company")
-    max_queue_texts: int = Field(2048, ge=1, description="queued texts before answering 429")
+    max_queue_texts: int = Field(2048, ge=1, description="texts admitted and not yet answered before new "
+                                 "requests get 429")
+    max_queue_wait_s: float = Field(1.0, gt=0, description="a request whose texts would wait longer than this "
+                                    "(at the measured drain rate) gets 429")
     request_timeout_s: float = Field(30.0, gt=0, description="deadline per request; past it: 504")
     max_inputs: int = Field(2048, ge=1, description="texts per request")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="request body size; past it: 413")
@@ -88,7 +91,6 @@ class ServingSettings(Group):
                                    "thread (measured on 2 cores: 1.15x single-text, 1.33x 32-text throughput vs one)")
     ort_allow_spinning: bool = Field(False, description="let idle ONNX Runtime threads spin (steals CPU from HTTP)")
     use_gpu: bool = Field(True, description="use CUDA when onnxruntime-gpu and a GPU are present")
-    retry_after_s: int = Field(1, ge=1, description="Retry-After of a 429")
     trace_embeddings: bool = Field(False, description="OpenTelemetry spans for /v1/embeddings requests "
                                    "(BentoML records them even with no exporter; they cost throughput)")
 

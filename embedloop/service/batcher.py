@@ -3,9 +3,9 @@
 Texts of all waiting requests form one FIFO queue. Whenever the model is free, the next batch is
 cut from its head: as many texts as fit ``max_batch_items`` and ``max_batch_tokens`` (padded
 size: rows x longest row). Batch size therefore adapts to load by itself: one text when traffic is
-light, full batches when it queues. A request that would overflow ``max_queue_texts`` is refused
-(:class:`QueueFull`, answered 429) instead of waiting; a text whose request has passed its
-deadline or gone away is skipped, not computed.
+light, full batches when it queues. How much may queue is decided before texts get here
+(:mod:`embedloop.service.admission`, which ``on_batch`` tells how fast batches are cleared); a text
+whose request has passed its deadline or gone away is skipped, not computed.
 
 BentoML's own dispatcher was not used for this: it limits items only, polls every millisecond,
 and sheds load with 503s chosen by its latency model rather than with a bounded queue.
@@ -25,10 +25,6 @@ import numpy as np
 from embedloop.service import metrics
 
 
-class QueueFull(Exception):
-    """The queue has no room for this request."""
-
-
 class DeadlineExceeded(Exception):
     """The request's deadline passed before its texts were embedded."""
 
@@ -37,7 +33,6 @@ class DeadlineExceeded(Exception):
 class BatchLimits:
     max_items: int = 64
     max_tokens: int = 16384
-    max_queue_texts: int = 2048
     max_wait_s: float = 0.002
     in_flight: int = 1  # batches computed at once (each in its own executor thread)
 
@@ -68,6 +63,7 @@ class Batcher:
     embed: Callable[[list[np.ndarray]], np.ndarray]
     executor: Executor
     limits: BatchLimits = field(default_factory=BatchLimits)
+    on_batch: Callable[[int, float], None] | None = None  # (texts, seconds) after each computed batch
 
     def __post_init__(self) -> None:
         self._queue: deque[_Item] = deque()
@@ -85,10 +81,8 @@ class Batcher:
         return not self._queue and not self._computing
 
     async def submit(self, token_ids: list[np.ndarray], deadline: float) -> np.ndarray:
-        """Embeddings for ``token_ids``; raises QueueFull, or DeadlineExceeded past ``deadline`` (monotonic)."""
+        """Embeddings for ``token_ids``; raises DeadlineExceeded past ``deadline`` (monotonic)."""
         n = len(token_ids)
-        if self._queue and len(self._queue) + n > self.limits.max_queue_texts:
-            raise QueueFull(f"{len(self._queue)} texts are already waiting")
         self._ensure_running()
         loop = asyncio.get_running_loop()
         job = _Job(n=n, out=None, future=loop.create_future(), remaining=n, deadline=deadline)
@@ -159,7 +153,10 @@ class Batcher:
             started = time.perf_counter()
             vectors = await asyncio.get_running_loop().run_in_executor(self.executor, self.embed,
                                                                        [it.ids for it in batch])
-            metrics.INFERENCE_LATENCY.observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            metrics.INFERENCE_LATENCY.observe(elapsed)
+            if self.on_batch is not None:
+                self.on_batch(len(batch), elapsed)
         except Exception as exc:  # the model failed: fail these requests, keep serving others
             for item in batch:
                 if not item.job.future.done():

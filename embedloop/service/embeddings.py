@@ -1,9 +1,10 @@
 """``POST /v1/embeddings`` and ``GET /v1/models``, OpenAI-compatible.
 
-A request's steps: refuse while draining, read and validate the body, choose the version, tokenize,
-queue the texts for the batcher, shape the vectors, answer. Errors are raised and answered by their
-handlers (:mod:`embedloop.service.errors`); metrics and the query log are
-:mod:`embedloop.service.observe`'s.
+A request's steps: refuse while draining or while the queue has no room (before the body is read),
+read and validate the body, admit its texts or refuse them (:mod:`embedloop.service.admission`),
+choose the version, tokenize, queue the texts for the batcher, shape the vectors, answer. Errors
+are raised and answered by their handlers (:mod:`embedloop.service.errors`); metrics and the
+query log are :mod:`embedloop.service.observe`'s.
 """
 
 from __future__ import annotations
@@ -80,7 +81,14 @@ async def embeddings(request: Request) -> Response:
     deadline = time.monotonic() + settings.request_timeout_s
     if server.draining:
         raise ApiError(503, "server is shutting down", code="shutting_down")
+    server.admission.check(1)  # no room for even one more text: refuse before reading the body
     req = parse_request(await read_body(request, settings.max_body_bytes), settings.max_inputs)
+    with server.admission.admit(len(req.texts())):
+        return await embed_admitted(request, server, req, deadline)
+
+
+async def embed_admitted(request: Request, server: Server, req: EmbeddingRequest, deadline: float) -> Response:
+    settings = server.settings.serving
     model = await server.pool.resolve(requested_version(req.model, settings.model_alias))
     request.state.served_version = version = model.version
     texts, encoder = req.texts(), model.encoder

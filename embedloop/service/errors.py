@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import logging
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from embedloop.core.labels.feedback import FeedbackError
 from embedloop.core.models.registry import RegistryError, UnknownVersion
 from embedloop.service import metrics
-from embedloop.service.batcher import DeadlineExceeded, QueueFull
+from embedloop.service.admission import Overloaded
+from embedloop.service.batcher import DeadlineExceeded
 from embedloop.service.pool import VersionUnavailable
 
 log = logging.getLogger(__name__)
@@ -34,10 +36,12 @@ class ApiError(Exception):
         self.status, self.message, self.code, self.param = status, message, code, param
         self.headers = headers or {}
 
-    def response(self) -> JSONResponse:
+    def response(self) -> Response:
         body = {"error": {"message": self.message, "type": ERROR_TYPES.get(self.status, "invalid_request_error"),
                           "param": self.param, "code": self.code}}
-        return JSONResponse(body, status_code=self.status, headers=self.headers)
+        # orjson: under overload most answers are refusals, and each one's cost is the event loop's
+        return Response(orjson.dumps(body), status_code=self.status, headers=self.headers,
+                        media_type="application/json")
 
 
 async def api_error(request: Request, exc: ApiError) -> Response:
@@ -61,11 +65,10 @@ async def bad_feedback(request: Request, exc: FeedbackError) -> Response:
     return ApiError(400, str(exc), code="unknown_document", param=f"[{exc.index}]").response()
 
 
-async def queue_full(request: Request, exc: QueueFull) -> Response:
-    metrics.REJECTED.labels("queue_full").inc()
-    retry_after = request.app.state.server.settings.serving.retry_after_s
-    return ApiError(429, "too many texts are waiting; retry shortly", code="overloaded",
-                    headers={"Retry-After": str(retry_after)}).response()
+async def overloaded(request: Request, exc: Overloaded) -> Response:
+    metrics.REJECTED.labels("overloaded").inc()
+    return ApiError(429, f"overloaded: {exc}; retry after {exc.retry_after_s} s", code="overloaded",
+                    headers={"Retry-After": str(exc.retry_after_s)}).response()
 
 
 async def deadline_exceeded(request: Request, exc: DeadlineExceeded) -> Response:
@@ -93,7 +96,7 @@ HANDLERS = {
     RegistryError: registry_conflict,
     VersionUnavailable: version_unavailable,
     FeedbackError: bad_feedback,
-    QueueFull: queue_full,
+    Overloaded: overloaded,
     DeadlineExceeded: deadline_exceeded,
     ClientDisconnect: client_disconnect,
     HTTPException: http_error,

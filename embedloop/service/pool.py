@@ -21,11 +21,13 @@ from embedloop.core.models.registry import PRODUCTION, Registry, UnknownVersion
 from embedloop.core.models.versions import load_encoder
 from embedloop.core.settings import Settings
 from embedloop.service import metrics
+from embedloop.service.admission import Admission
 from embedloop.service.batcher import Batcher, BatchLimits
 
 log = logging.getLogger(__name__)
 
 WARMUP_TEXTS = ["warm up", "a slightly longer sentence to warm up the model with more tokens in it"]
+WARMUP_BATCH = 32
 RETRY_FAILED_AFTER_S = 60.0
 
 
@@ -47,13 +49,13 @@ class LoadedModel:
 
 
 class ModelPool:
-    def __init__(self, settings: Settings, registry: Registry, executor: Executor) -> None:
+    def __init__(self, settings: Settings, registry: Registry, executor: Executor, admission: Admission) -> None:
         self.settings = settings
         self.registry = registry
         self.executor = executor
+        self.admission = admission  # one for all versions: they share the cores
         s = settings.serving
-        self.limits = BatchLimits(s.max_batch_items, s.max_batch_tokens, s.max_queue_texts, s.max_wait_ms / 1000,
-                                  s.batches_in_flight)
+        self.limits = BatchLimits(s.max_batch_items, s.max_batch_tokens, s.max_wait_ms / 1000, s.batches_in_flight)
         self.loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self.production: LoadedModel | None = None
         self._locks: dict[str, asyncio.Lock] = {}
@@ -79,7 +81,12 @@ class ModelPool:
         version = self.registry.get(name)  # UnknownVersion if there is none
         try:
             encoder = load_encoder(self.settings, version, intra_op_threads=self.threads_per_batch())
-            encoder.embed_tokens([t.ids for t in encoder.tokenize(WARMUP_TEXTS)])
+            warmup = [t.ids for t in encoder.tokenize(WARMUP_TEXTS)]
+            encoder.embed_tokens(warmup)
+            # A first measure of the drain rate, so admission bounds the queue's wait from the start.
+            started = time.perf_counter()
+            encoder.embed_tokens(warmup * (WARMUP_BATCH // len(warmup)))
+            self.admission.observe_batch(WARMUP_BATCH, time.perf_counter() - started)
         except Exception as exc:
             metrics.MODEL_LOADS.labels("failed").inc()
             log.error("version %s cannot be loaded: %s", name, exc)
@@ -89,7 +96,8 @@ class ModelPool:
         serving = self.settings.serving
         embed = functools.partial(encoder.embed_sorted, sub_batch=serving.sub_batch_items,
                                   overhead_tokens=serving.pass_overhead_tokens, on_pass=observe_pass)
-        return LoadedModel(name, encoder, Batcher(embed, self.executor, self.limits))
+        return LoadedModel(name, encoder, Batcher(embed, self.executor, self.limits,
+                                                    on_batch=self.admission.observe_batch))
 
     async def _load(self, name: str) -> LoadedModel:
         lock = self._locks.setdefault(name, asyncio.Lock())

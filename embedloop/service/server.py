@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from embedloop.core.history.querylog import QueryLogWriter
 from embedloop.core.state import State
 from embedloop.service import metrics
+from embedloop.service.admission import Admission
 from embedloop.service.pool import ModelPool
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,9 @@ class Server:
         # them); the event loop keeps parsing and answering HTTP while they run.
         self.executor = ThreadPoolExecutor(max_workers=self.settings.serving.batches_in_flight,
                                            thread_name_prefix="onnx")
-        self.pool = ModelPool(self.settings, state.registry, self.executor)
+        serving = self.settings.serving
+        self.admission = Admission(serving.max_queue_texts, serving.max_queue_wait_s, serving.batches_in_flight)
+        self.pool = ModelPool(self.settings, state.registry, self.executor, self.admission)
         self.querylog: QueryLogWriter | None = None
         if self.settings.querylog.enabled:
             self.querylog = QueryLogWriter(

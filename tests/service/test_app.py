@@ -141,6 +141,8 @@ async def test_full_queue_answers_429_with_retry_after(served):
     refused = await embed(client, input=["d", "e", "f"])
     assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
     assert refused.json()["error"]["type"] == "rate_limit_error"
+    unread = await client.post("/v1/embeddings", content=b"{not json")  # no room: refused before reading it
+    assert unread.status_code == 429
     gate.set()
     assert (await waiting).status_code == 200
 

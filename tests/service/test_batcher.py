@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from embedloop.service.batcher import Batcher, BatchLimits, DeadlineExceeded, QueueFull
+from embedloop.service.batcher import Batcher, BatchLimits, DeadlineExceeded
 
 
 class FakeModel:
@@ -82,25 +82,6 @@ def test_single_text_longer_than_token_limit_still_runs_alone():
     assert model.batches == [[50]]
 
 
-def test_full_queue_refuses_instead_of_waiting():
-    gate = threading.Event()
-    model = FakeModel(gate=gate)
-
-    async def main():
-        batcher = Batcher(model, ThreadPoolExecutor(1), BatchLimits(max_items=2, max_queue_texts=5, max_wait_s=0))
-        first = asyncio.ensure_future(batcher.submit([ids(1)] * 2, later(5)))  # taken by the model, blocked
-        await asyncio.sleep(0.05)
-        queued = asyncio.ensure_future(batcher.submit([ids(2)] * 4, later(5)))  # waits in the queue
-        await asyncio.sleep(0.01)
-        with pytest.raises(QueueFull):
-            await batcher.submit([ids(3)] * 2, later(5))
-        gate.set()
-        await asyncio.gather(first, queued)
-        await batcher.stop()
-
-    run(main())
-
-
 def test_expired_requests_time_out_and_are_not_computed():
     gate = threading.Event()
     model = FakeModel(gate=gate)
@@ -164,3 +145,18 @@ def test_batches_in_flight_are_bounded_by_the_setting(in_flight):
     results = run(main())
     assert [int(r[0, 0]) for r in results] == list(range(12))
     assert peak[0] == in_flight
+
+
+def test_each_computed_batch_is_reported_with_its_size_and_time():
+    model = FakeModel(delay=0.02)
+    reports: list[tuple[int, float]] = []
+
+    async def main():
+        batcher = Batcher(model, ThreadPoolExecutor(1), BatchLimits(max_items=3, max_wait_s=0),
+                          on_batch=lambda texts, seconds: reports.append((texts, seconds)))
+        await batcher.submit([ids(i) for i in range(5)], later(5))
+        await batcher.stop()
+
+    run(main())
+    assert [texts for texts, _ in reports] == [len(b) for b in model.batches] == [3, 2]
+    assert all(seconds >= 0.02 for _, seconds in reports)

@@ -169,6 +169,48 @@ def test_abandoned_requests_are_not_computed(server):
     assert response.status_code == 200 and texts_computed(server) - before < 512 / 2
 
 
+def test_a_flood_of_large_requests_is_refused_quickly_while_a_steady_client_is_served(server):
+    """Eight clients send 256 texts per request as fast as they are answered (several seconds of
+    work queued at any time); one client sends a question every 0.2 s. The queue's wait limit
+    turns most of the flood away at once, and the steady client's questions fit between."""
+    flood_body = {"model": "embedloop",
+                  "input": [f"flood question {i} about the causes and treatment of a chronic disease"
+                            for i in range(256)]}
+    seconds, flood_outcomes, steady_outcomes = 8.0, [], []
+    end = time.monotonic() + seconds
+
+    def timed_post(client: httpx.Client, body: dict) -> tuple[int, float]:
+        started = time.monotonic()
+        status = client.post(f"{server.url}/v1/embeddings", json=body).status_code
+        return status, time.monotonic() - started
+
+    def flood() -> None:
+        with httpx.Client(timeout=60) as client:
+            while time.monotonic() < end:
+                flood_outcomes.append(timed_post(client, flood_body))
+
+    def steady(i: int) -> tuple[int, float]:
+        with httpx.Client(timeout=60) as client:
+            return timed_post(client, {"model": "embedloop", "input": f"steady question {i} about asthma"})
+
+    with ThreadPoolExecutor(8) as flooders, ThreadPoolExecutor(16) as steady_pool:
+        for _ in range(8):
+            flooders.submit(flood)
+        time.sleep(1.0)  # the queue fills
+        futures = []
+        for i in range(int((seconds - 1.5) / 0.2)):
+            futures.append(steady_pool.submit(steady, i))
+            time.sleep(0.2)
+        steady_outcomes = [f.result() for f in futures]
+    refused = [t for status, t in flood_outcomes if status == 429]
+    served = [t for status, t in flood_outcomes if status == 200]
+    assert {status for status, _ in flood_outcomes} <= {200, 429}
+    assert len(refused) > len(served) > 0
+    assert np.median(refused) < 0.1 and np.median(refused) < np.median(served) / 5
+    steady_ok = [t for status, t in steady_outcomes if status == 200]
+    assert len(steady_ok) >= 0.9 * len(steady_outcomes), steady_outcomes
+
+
 def test_shutdown_drains_in_flight_requests(server):
     """Last in this module: it stops the server."""
     big = {"input": [f"long question number {i} " + "about symptoms and treatment " * 30 for i in range(128)],
