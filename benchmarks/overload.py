@@ -1,17 +1,19 @@
 """Overload: goodput and refusal latency at 2x, 10x and 100x the service's capacity.
 
     .venv/bin/python benchmarks/overload.py [--duration 15] [--kinds 32,1] [--factors 2,10,100]
+        [--env EMBEDLOOP_SERVING__WORKERS=2 ... --name overload-two-workers]
 
-For each request kind (32 MedQuAD questions per request, then one), capacity is measured first
-with a closed loop at normal load (a few connections each sending its next request when the last is
-answered): texts/s answered with 200, and its p99. Then an open loop offers Poisson arrivals at
-2x, 10x and 100x that capacity, in requests/s, whatever the server answers. Reported per phase:
-offered and achieved texts/s, goodput (texts answered with 200 per second, counted over the
-phase after its first two seconds), latency of 200s and of 429s, any 5xx or failed connection,
-and the RSS of the server's processes (the largest seen). The load generator runs on the same
-machine (loopback, asyncio with raw HTTP/1.1 so it costs little); it opens at most
-``--max-connections`` and counts arrivals it could not send as *unsent*, so a phase whose
-achieved rate falls short of its offer says so.
+For each request kind (32 MedQuAD questions per request, then one), capacity is measured first: the
+texts/s a closed loop gets answered while it keeps 512 texts in flight (every batch slot full) on a
+server with admission out of the way (a queue limit nobody reaches). Then, on the server as
+configured, normal load: a closed loop keeping 256 texts in flight, for its p99 and RSS. Then an
+open loop offers Poisson arrivals at 2x, 10x and 100x capacity, in requests/s, whatever the server
+answers. Reported per phase: offered and sent texts/s, goodput (texts answered with 200 per
+second, counted after the phase's first two seconds), latency of 200s and of 429s, any 5xx or
+failed connection, the RSS of the server's processes (the largest seen), and the cores kept busy
+by the server and by the load generator. The generator runs on the same machine (loopback, asyncio
+with raw HTTP/1.1 so it costs little); it opens at most ``--max-connections`` and counts arrivals
+it could not send as *unsent*, so a phase whose sent rate falls short of its offer says so.
 
 Targets (under 10x): goodput >= 0.9 x capacity, 429 p99 <= 50 ms, 200 p99 <= 2 x normal p99 +
 ``serving.max_queue_wait_s``, RSS <= 1.2 x normal, no 5xx.
@@ -38,6 +40,7 @@ from embedloop.core.labels.beir import read_jsonl  # noqa: E402
 from tests.servers import start_server  # noqa: E402
 
 SKIP_S = 2.0  # each phase's first seconds are not counted: the queue is filling
+IDLE_S = 2.0  # keep-alive connections idle longer are closed, not reused (the server's timeout is 5 s)
 
 
 @dataclass
@@ -81,31 +84,37 @@ class Client:
 
     def __init__(self, host: str, port: int, max_connections: int) -> None:
         self.host, self.port, self.max_connections = host, port, max_connections
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []  # oldest first
         self.open = 0
+        self.failures: dict[str, int] = {}  # exception name -> count
 
     def can_send(self) -> bool:
         return bool(self.idle) or self.open < self.max_connections
 
     async def send(self, payload: bytes, texts: int, timeout: float = 60.0) -> Outcome:
         sent = time.monotonic()
+        while self.idle and sent - self.idle[0][2] > IDLE_S:  # the server may have closed it already
+            self.open -= 1
+            self.idle.pop(0)[1].transport.abort()
         if self.idle:
-            conn = self.idle.pop()
+            conn = self.idle.pop()[:2]
         else:
             self.open += 1
             try:
                 conn = await asyncio.open_connection(self.host, self.port)
-            except OSError:
+            except OSError as exc:
                 self.open -= 1
+                self.failures[type(exc).__name__] = self.failures.get(type(exc).__name__, 0) + 1
                 return Outcome(sent, time.monotonic(), 0, texts)
         reader, writer = conn
         try:
             writer.write(payload)
             status, keep = await asyncio.wait_for(read_response(reader), timeout)
-        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
             status, keep = 0, False
+            self.failures[type(exc).__name__] = self.failures.get(type(exc).__name__, 0) + 1
         if keep:
-            self.idle.append(conn)
+            self.idle.append((reader, writer, time.monotonic()))
         else:
             self.open -= 1
             writer.transport.abort()  # frees the socket now, not after a graceful close
@@ -180,6 +189,24 @@ def summarize(phase: Phase, start: float, seconds: float, offered: float) -> dic
     }
 
 
+class Busy:
+    """Cores kept busy by the server's processes and by this load generator since it was made."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        self.wall, self.server, self.client = time.monotonic(), self._server_cpu(), time.process_time()
+
+    def _server_cpu(self) -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in self.procs)
+
+    def cores(self) -> dict:
+        wall = time.monotonic() - self.wall
+        return {"server_cores": (self._server_cpu() - self.server) / wall,
+                "client_cores": (time.process_time() - self.client) / wall}
+
+
 class RssWatch:
     """The largest RSS of the server's process tree while a phase runs."""
 
@@ -193,8 +220,11 @@ class RssWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(0.25):
-            procs = [self.root, *self.root.children(recursive=True)]
-            self.peak = max(self.peak, sum(p.memory_info().rss for p in procs) / 2**20)
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs) / 2**20)
+            except OSError:  # no file descriptor left at 100x: skip this sample
+                continue
 
     def __enter__(self) -> "RssWatch":
         self._thread.start()
@@ -213,33 +243,43 @@ async def settle(client: Client, payload: bytes, texts: int) -> None:
         await asyncio.sleep(0.5)
 
 
-async def run_kind(url: str, pid: int, texts: list[str], per_request: int, args, wait_s: float) -> dict:
+def payloads_for(host: str, texts: list[str], per_request: int) -> list[bytes]:
+    rng = random.Random(per_request)
+    return [request_bytes(host, json.dumps({"model": "embedloop", "input": rng.sample(texts, per_request)
+                                            if per_request > 1 else rng.choice(texts)}).encode())
+            for _ in range(500)]
+
+
+async def closed_phase(url: str, pid: int, texts: list[str], per_request: int, in_flight_texts: int,
+                       seconds: float) -> dict:
+    """A closed loop keeping ``in_flight_texts`` texts in requests at all times."""
+    host, port = url.removeprefix("http://").split(":")
+    client = Client(host, int(port), 4 * in_flight_texts)
+    payloads = payloads_for(host, texts, per_request)
+    connections = max(1, in_flight_texts // per_request)
+    await closed_loop(client, payloads, per_request, connections, 3)  # warm-up
+    start, busy = time.monotonic(), Busy(pid)
+    with RssWatch(pid) as rss:
+        result = summarize(await closed_loop(client, payloads, per_request, connections, seconds), start, seconds, 0)
+    result.update(offered_texts_per_s=result["achieved_texts_per_s"], connections=connections, rss_mb=rss.peak,
+                  **busy.cores())
+    return result
+
+
+async def overload_phases(url: str, pid: int, texts: list[str], per_request: int, capacity: float,
+                          normal: dict, args, wait_s: float) -> dict:
     host, port = url.removeprefix("http://").split(":")
     client = Client(host, int(port), args.max_connections)
-    rng = random.Random(per_request)
-    payloads = [request_bytes(host, json.dumps({"model": "embedloop", "input": rng.sample(texts, per_request)
-                                                if per_request > 1 else rng.choice(texts)}).encode())
-                for _ in range(500)]
-    connections = args.normal_connections if per_request > 1 else args.normal_connections * 8
-    await closed_loop(client, payloads, per_request, connections, 3)  # warm-up
-    start = time.monotonic()
-    with RssWatch(pid) as rss:
-        phase = await closed_loop(client, payloads, per_request, connections, args.duration)
-        normal = summarize(phase, start, args.duration, 0.0)
-        normal["offered_texts_per_s"] = normal["achieved_texts_per_s"]
-    normal.update(connections=connections, rss_mb=rss.peak)
-    capacity = normal["goodput_texts_per_s"]
-    print(f"{per_request}-text capacity {capacity:.0f} texts/s, 200 p99 {normal['ok_p99_ms']:.0f} ms "
-          f"({connections} connections)", flush=True)
-    result = {"normal": normal, "overload": {}}
+    payloads = payloads_for(host, texts, per_request)
+    phases = {}
     for factor in args.factors:
         await settle(client, payloads[0], per_request)
-        rate = factor * capacity / per_request
-        start = time.monotonic()
+        client.failures = {}
+        start, busy = time.monotonic(), Busy(pid)
         with RssWatch(pid) as rss:
-            phase = summarize(await open_loop(client, payloads, per_request, rate, args.duration), start,
-                              args.duration, factor * capacity)
-        phase["rss_mb"] = rss.peak
+            phase = summarize(await open_loop(client, payloads, per_request, factor * capacity / per_request,
+                                              args.duration), start, args.duration, factor * capacity)
+        phase.update(rss_mb=rss.peak, failures=client.failures, **busy.cores())
         phase["goodput_ratio"] = phase["goodput_texts_per_s"] / capacity
         phase["targets"] = {
             "goodput_ge_0.9_capacity": phase["goodput_ratio"] >= 0.9,
@@ -249,14 +289,18 @@ async def run_kind(url: str, pid: int, texts: list[str], per_request: int, args,
             "rss_le_1.2x_normal": phase["rss_mb"] <= 1.2 * normal["rss_mb"],
             "no_5xx": phase["server_errors"] == 0,
         }
-        result["overload"][f"{factor:g}x"] = phase
-        fmt = lambda v: "-" if v is None else f"{v:.0f}"  # noqa: E731
+        phases[f"{factor:g}x"] = phase
         print(f"  {factor:g}x: offered {phase['offered_texts_per_s']:.0f} (sent {phase['achieved_texts_per_s']:.0f}) "
               f"texts/s, goodput {phase['goodput_texts_per_s']:.0f} ({phase['goodput_ratio']:.2f} capacity), "
               f"200 p99 {fmt(phase['ok_p99_ms'])} ms, 429 p50/p99 {fmt(phase['refused_p50_ms'])}/"
               f"{fmt(phase['refused_p99_ms'])} ms, 5xx {phase['server_errors']}, failed {phase['failed']}, "
-              f"unsent {phase['unsent']}, RSS {phase['rss_mb']:.0f} MB", flush=True)
-    return result
+              f"unsent {phase['unsent']}, RSS {phase['rss_mb']:.0f} MB, cores server {phase['server_cores']:.2f} "
+              f"client {phase['client_cores']:.2f}", flush=True)
+    return phases
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def main() -> None:
@@ -264,9 +308,15 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per phase")
     parser.add_argument("--kinds", default="32,1", help="texts per request, comma-separated")
     parser.add_argument("--factors", default="2,10,100", help="offered load as multiples of capacity")
-    parser.add_argument("--normal-connections", type=int, default=16,
-                        help="closed-loop connections at normal load (x8 for one-text requests)")
+    parser.add_argument("--saturating-texts", type=int, default=512,
+                        help="texts in flight while capacity is measured (admission off): enough to keep "
+                        "every batch slot full")
+    parser.add_argument("--normal-texts", type=int, default=256,
+                        help="texts in flight at normal load (on the server as configured)")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="server setting for this run, e.g. EMBEDLOOP_SERVING__WORKERS=2")
     parser.add_argument("--max-connections", type=int, default=2000)
+    parser.add_argument("--name", default="overload", help="result file name (benchmarks/results/NAME.json)")
     args = parser.parse_args()
     args.factors = [float(f) for f in args.factors.split(",")]
     try:
@@ -279,16 +329,40 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="embedloop-overload-"))
     settings, _ = base_home(work / "home")
     texts = [q["text"] for q in read_jsonl(DATASETS / "medquad" / "queries.jsonl")]
-    server = start_server(settings.home, work / "server.log", env={"EMBEDLOOP_QUERYLOG__SAMPLE_RATE": "0.1"})
-    wait_s = settings.serving.max_queue_wait_s
-    results = {}
+    kinds = [int(k) for k in args.kinds.split(",")]
+    server_env = dict(item.split("=", 1) for item in args.env)
+    wait_s = float(server_env.get("EMBEDLOOP_SERVING__MAX_QUEUE_WAIT_S", settings.serving.max_queue_wait_s))
+    results = {f"{k}_text": {} for k in kinds}
+
+    # Capacity: the model kept saturated with admission out of the way (nothing is ever refused).
+    unbounded = start_server(settings.home, work / "server-unbounded.log",
+                             env={**server_env, "EMBEDLOOP_SERVING__MAX_QUEUE_WAIT_S": "600",
+                                  "EMBEDLOOP_SERVING__MAX_QUEUE_TEXTS": "1000000"})
     try:
-        for per_request in (int(k) for k in args.kinds.split(",")):
-            results[f"{per_request}_text"] = asyncio.run(
-                run_kind(server.url, server.process.pid, texts, per_request, args, wait_s))
+        for k in kinds:
+            cap = asyncio.run(closed_phase(unbounded.url, unbounded.process.pid, texts, k, args.saturating_texts,
+                                           args.duration))
+            results[f"{k}_text"]["capacity"] = cap
+            print(f"{k}-text capacity {cap['goodput_texts_per_s']:.0f} texts/s ({cap['connections']} connections, "
+                  f"cores server {cap['server_cores']:.2f} client {cap['client_cores']:.2f})", flush=True)
+    finally:
+        unbounded.stop()
+
+    server = start_server(settings.home, work / "server.log", env=server_env)
+    try:
+        for k in kinds:
+            kind = results[f"{k}_text"]
+            kind["normal"] = normal = asyncio.run(closed_phase(server.url, server.process.pid, texts, k,
+                                                               args.normal_texts, args.duration))
+            print(f"{k}-text normal load ({normal['connections']} connections): "
+                  f"{normal['goodput_texts_per_s']:.0f} texts/s, 200 p99 {fmt(normal['ok_p99_ms'])} ms, "
+                  f"{normal['refused']} refused, RSS {normal['rss_mb']:.0f} MB", flush=True)
+            kind["overload"] = asyncio.run(overload_phases(server.url, server.process.pid, texts, k,
+                                                           kind["capacity"]["goodput_texts_per_s"], normal, args,
+                                                           wait_s))
     finally:
         server.stop()
-    save("overload", {"duration_s": args.duration, "max_queue_wait_s": wait_s,
+    save(args.name, {"duration_s": args.duration, "server_env": server_env, "max_queue_wait_s": wait_s,
                       "max_queue_texts": settings.serving.max_queue_texts, "kinds": results})
 
 

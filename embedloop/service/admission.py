@@ -7,8 +7,8 @@ drain rate measured on recent batches, would pass ``serving.max_queue_wait_s``. 
 finds nothing pending is always admitted, however large.
 
 Texts are reserved at admission, before tokenizing, so a burst of requests cannot all pass the
-check and then all be tokenized; and when not even one more text would fit, the route refuses
-before reading the body. Refusing then costs a few header lookups, and the refusal says in
+check and then all be tokenized; and when not even the texts its length suggests would fit, the
+route refuses before reading the body. Refusing then costs a few header lookups, and the refusal says in
 ``Retry-After`` when the queue will have room, from the same drain rate.
 """
 
@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+BODY_SMOOTHING = 0.1  # weight of the newest request in the bytes per text
 MEMORY_S = 10.0  # batches this many seconds old count 1/e as much in the drain rate
 
 
@@ -40,6 +41,7 @@ class Admission:
     _texts: float = field(default=0.0, repr=False)  # recent computed texts and seconds, decayed with age
     _seconds: float = field(default=0.0, repr=False)
     _last: float | None = field(default=None, repr=False)
+    _bytes_per_text: float | None = field(default=None, repr=False)  # of admitted request bodies, smoothed
 
     def observe_batch(self, texts: int, seconds: float, now: float | None = None) -> None:
         """A batch of ``texts`` took ``seconds`` to compute.
@@ -54,6 +56,22 @@ class Admission:
             keep = math.exp(-max(0.0, now - self._last) / MEMORY_S)
             self._texts, self._seconds = self._texts * keep, self._seconds * keep
         self._texts, self._seconds, self._last = self._texts + texts, self._seconds + seconds, now
+
+    def observe_request(self, body_bytes: int, texts: int) -> None:
+        """An admitted request's body size and text count: what :meth:`texts_in` estimates from."""
+        if texts <= 0:
+            return
+        size = body_bytes / texts
+        previous = self._bytes_per_text
+        self._bytes_per_text = size if previous is None else previous + BODY_SMOOTHING * (size - previous)
+
+    def texts_in(self, body_bytes: int | None) -> int:
+        """A cautious guess at the texts of a body of ``body_bytes``, before it is read: half what
+        recent bodies' bytes per text suggest, so a guess refuses only requests that would be
+        refused once counted."""
+        if not body_bytes or self._bytes_per_text is None:
+            return 1
+        return max(1, int(body_bytes / self._bytes_per_text / 2))
 
     @property
     def drain_rate(self) -> float | None:

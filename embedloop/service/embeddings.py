@@ -1,10 +1,10 @@
 """``POST /v1/embeddings`` and ``GET /v1/models``, OpenAI-compatible.
 
-A request's steps: refuse while draining or while the queue has no room (before the body is read),
-read and validate the body, admit its texts or refuse them (:mod:`embedloop.service.admission`),
-choose the version, tokenize, queue the texts for the batcher, shape the vectors, answer. Errors
-are raised and answered by their handlers (:mod:`embedloop.service.errors`); metrics and the
-query log are :mod:`embedloop.service.observe`'s.
+A request's steps: refuse while draining, or while the queue has no room for the texts the body's
+length suggests (before the body is read); read and validate the body; admit its texts or refuse
+them (:mod:`embedloop.service.admission`); choose the version, tokenize, queue the texts for the
+batcher, shape the vectors, answer. Errors are raised and answered by their handlers
+(:mod:`embedloop.service.errors`); metrics and the query log are :mod:`embedloop.service.observe`'s.
 """
 
 from __future__ import annotations
@@ -81,9 +81,14 @@ async def embeddings(request: Request) -> Response:
     deadline = time.monotonic() + settings.request_timeout_s
     if server.draining:
         raise ApiError(503, "server is shutting down", code="shutting_down")
-    server.admission.check(1)  # no room for even one more text: refuse before reading the body
-    req = parse_request(await read_body(request, settings.max_body_bytes), settings.max_inputs)
-    with server.admission.admit(len(req.texts())):
+    admission = server.admission
+    declared = request.headers.get("content-length")
+    admission.check(admission.texts_in(int(declared) if declared and declared.isdigit() else None))
+    body = await read_body(request, settings.max_body_bytes)
+    req = parse_request(body, settings.max_inputs)
+    n = len(req.texts())
+    with admission.admit(n):
+        admission.observe_request(len(body), n)
         return await embed_admitted(request, server, req, deadline)
 
 

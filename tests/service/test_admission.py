@@ -54,3 +54,15 @@ def test_the_drain_rate_weighs_batches_by_size_and_forgets_old_ones():
     admission.observe_batch(0, 0.0)  # nothing computed: ignored
     admission.observe_batch(50, 1.0, now=100.0)  # much later, traffic of long texts
     assert admission.drain_rate == pytest.approx(50, rel=0.01)
+
+
+def test_a_body_is_guessed_at_half_the_texts_its_length_suggests():
+    admission = Admission(max_texts=100, max_wait_s=60)
+    assert admission.texts_in(10_000) == 1  # nothing seen yet: one text
+    admission.observe_request(6_400, 100)  # 64 bytes per text
+    assert admission.texts_in(6_400) == 50
+    assert admission.texts_in(None) == admission.texts_in(10) == 1
+    with admission.admit(60):
+        admission.check(admission.texts_in(64 * 80))  # 40 guessed: fits
+        with pytest.raises(Overloaded):
+            admission.check(admission.texts_in(64 * 100))
