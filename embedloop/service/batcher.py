@@ -4,7 +4,7 @@ Texts of all waiting requests form one FIFO queue. Whenever the model is free, t
 cut from its head: as many texts as fit ``max_batch_items`` and ``max_batch_tokens`` (padded
 size: rows x longest row). Batch size therefore adapts to load by itself: one text when traffic is
 light, full batches when it queues. How much may queue is decided before texts get here
-(:mod:`embedloop.service.admission`, which ``on_batch`` tells how fast batches are cleared); a text
+(:mod:`embedloop.service.admission`, which the ``observer`` tells what is being computed); a text
 whose request has passed its deadline or gone away is skipped, not computed.
 
 BentoML's own dispatcher was not used for this: it limits items only, polls every millisecond,
@@ -19,10 +19,17 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from embedloop.service import metrics
+
+
+class BatchObserver(Protocol):
+    def batch_started(self, tokens: int) -> None: ...
+
+    def batch_finished(self, texts: int, tokens: int, seconds: float | None) -> None: ...
 
 
 class DeadlineExceeded(Exception):
@@ -63,7 +70,7 @@ class Batcher:
     embed: Callable[[list[np.ndarray]], np.ndarray]
     executor: Executor
     limits: BatchLimits = field(default_factory=BatchLimits)
-    on_batch: Callable[[int, float], None] | None = None  # (texts, seconds) after each computed batch
+    observer: BatchObserver | None = None  # told when each batch starts and ends (admission)
 
     def __post_init__(self) -> None:
         self._queue: deque[_Item] = deque()
@@ -149,14 +156,15 @@ class Batcher:
             task.add_done_callback(self._computing.discard)
 
     async def _compute(self, batch: list[_Item], slots: asyncio.Semaphore) -> None:
+        tokens, elapsed = sum(it.ids.shape[0] for it in batch), None
+        if self.observer is not None:
+            self.observer.batch_started(tokens)
         try:
             started = time.perf_counter()
             vectors = await asyncio.get_running_loop().run_in_executor(self.executor, self.embed,
                                                                        [it.ids for it in batch])
             elapsed = time.perf_counter() - started
             metrics.INFERENCE_LATENCY.observe(elapsed)
-            if self.on_batch is not None:
-                self.on_batch(len(batch), elapsed)
         except Exception as exc:  # the model failed: fail these requests, keep serving others
             for item in batch:
                 if not item.job.future.done():
@@ -164,6 +172,8 @@ class Batcher:
             return
         finally:
             slots.release()
+            if self.observer is not None:
+                self.observer.batch_finished(len(batch), tokens, elapsed)
         for item, vector in zip(batch, vectors):
             job = item.job
             if job.future.done():

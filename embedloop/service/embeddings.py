@@ -1,6 +1,6 @@
 """``POST /v1/embeddings`` and ``GET /v1/models``, OpenAI-compatible.
 
-A request's steps: refuse while draining, or while the queue has no room for the texts the body's
+A request's steps: refuse while draining, or while the queue has no room for the tokens the body's
 length suggests (before the body is read); read and validate the body; admit its texts or refuse
 them (:mod:`embedloop.service.admission`); choose the version, tokenize, queue the texts for the
 batcher, shape the vectors, answer. Errors are raised and answered by their handlers
@@ -13,6 +13,7 @@ import asyncio
 import base64
 import random
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -24,6 +25,7 @@ from embedloop.core.history.querylog import RequestRecord, SampledText
 from embedloop.core.models.encoder import TokenizedText, normalize_rows
 from embedloop.core.validation import first_problem
 from embedloop.service import metrics
+from embedloop.service.admission import Reservation
 from embedloop.service.body import parse_json, read_body
 from embedloop.service.errors import ApiError
 from embedloop.service.schemas import EmbeddingRequest
@@ -83,16 +85,21 @@ async def embeddings(request: Request) -> Response:
         raise ApiError(503, "server is shutting down", code="shutting_down")
     admission = server.admission
     declared = request.headers.get("content-length")
-    admission.check(admission.texts_in(int(declared) if declared and declared.isdigit() else None))
+    admission.check(1, admission.tokens_in(int(declared) if declared and declared.isdigit() else None))
     body = await read_body(request, settings.max_body_bytes)
     req = parse_request(body, settings.max_inputs)
-    n = len(req.texts())
-    with admission.admit(n):
-        admission.observe_request(len(body), n)
-        return await embed_admitted(request, server, req, deadline)
+    with admission.admit(len(req.texts()), admission.tokens_in(len(body))) as reservation:
+        return await embed_admitted(request, server, req, deadline, Admitted(reservation, len(body)))
 
 
-async def embed_admitted(request: Request, server: Server, req: EmbeddingRequest, deadline: float) -> Response:
+@dataclass
+class Admitted:
+    reservation: Reservation
+    body_bytes: int
+
+
+async def embed_admitted(request: Request, server: Server, req: EmbeddingRequest, deadline: float,
+                         admitted: Admitted) -> Response:
     settings = server.settings.serving
     model = await server.pool.resolve(requested_version(req.model, settings.model_alias))
     request.state.served_version = version = model.version
@@ -102,13 +109,15 @@ async def embed_admitted(request: Request, server: Server, req: EmbeddingRequest
                        code="invalid_value", param="dimensions")
     tokens = encoder.tokenize(texts) if len(texts) <= TOKENIZE_INLINE_MAX \
         else await asyncio.to_thread(encoder.tokenize, texts)
+    n_tokens = sum(t.n_tokens for t in tokens)
+    server.admission.settle(admitted.reservation, n_tokens)
+    server.admission.observe_request(admitted.body_bytes, n_tokens)
     truncated = sum(t.truncated for t in tokens)
     if truncated and not req.truncate:
         first = next(i for i, t in enumerate(tokens) if t.truncated)
         raise ApiError(400, f"input[{first}] is longer than {encoder.max_seq_length} tokens and truncate "
                        "is false", code="input_too_long", param="input")
     vectors = await until_disconnect(request, model.batcher.submit([t.ids for t in tokens], deadline))
-    n_tokens = sum(t.n_tokens for t in tokens)
     metrics.TEXTS.labels(version).inc(len(texts))
     metrics.TOKENS.labels(version).inc(n_tokens)
     if truncated:

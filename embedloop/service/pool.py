@@ -27,7 +27,6 @@ from embedloop.service.batcher import Batcher, BatchLimits
 log = logging.getLogger(__name__)
 
 WARMUP_TEXTS = ["warm up", "a slightly longer sentence to warm up the model with more tokens in it"]
-WARMUP_BATCH = 32
 RETRY_FAILED_AFTER_S = 60.0
 
 
@@ -84,9 +83,10 @@ class ModelPool:
             warmup = [t.ids for t in encoder.tokenize(WARMUP_TEXTS)]
             encoder.embed_tokens(warmup)
             # A first measure of the drain rate, so admission bounds the queue's wait from the start.
+            full = (warmup * self.admission.min_batch)[: self.admission.min_batch]
             started = time.perf_counter()
-            encoder.embed_tokens(warmup * (WARMUP_BATCH // len(warmup)))
-            self.admission.observe_batch(WARMUP_BATCH, time.perf_counter() - started)
+            encoder.embed_tokens(full)
+            self.admission.observe_batch(len(full), sum(ids.shape[0] for ids in full), time.perf_counter() - started)
         except Exception as exc:
             metrics.MODEL_LOADS.labels("failed").inc()
             log.error("version %s cannot be loaded: %s", name, exc)
@@ -97,7 +97,7 @@ class ModelPool:
         embed = functools.partial(encoder.embed_sorted, sub_batch=serving.sub_batch_items,
                                   overhead_tokens=serving.pass_overhead_tokens, on_pass=observe_pass)
         return LoadedModel(name, encoder, Batcher(embed, self.executor, self.limits,
-                                                    on_batch=self.admission.observe_batch))
+                                                    observer=self.admission))
 
     async def _load(self, name: str) -> LoadedModel:
         lock = self._locks.setdefault(name, asyncio.Lock())

@@ -26,7 +26,8 @@ class Server:
         self.executor = ThreadPoolExecutor(max_workers=self.settings.serving.batches_in_flight,
                                            thread_name_prefix="onnx")
         serving = self.settings.serving
-        self.admission = Admission(serving.max_queue_texts, serving.max_queue_wait_s, serving.batches_in_flight)
+        self.admission = Admission(serving.max_queue_texts, serving.max_queue_wait_s, serving.batches_in_flight,
+                                   min_batch=min(serving.sub_batch_items, serving.max_batch_items))
         self.pool = ModelPool(self.settings, state.registry, self.executor, self.admission)
         self.querylog: QueryLogWriter | None = None
         if self.settings.querylog.enabled:

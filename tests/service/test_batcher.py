@@ -147,16 +147,34 @@ def test_batches_in_flight_are_bounded_by_the_setting(in_flight):
     assert peak[0] == in_flight
 
 
-def test_each_computed_batch_is_reported_with_its_size_and_time():
-    model = FakeModel(delay=0.02)
-    reports: list[tuple[int, float]] = []
+class Recorder:
+    def __init__(self):
+        self.events: list[tuple] = []
 
-    async def main():
-        batcher = Batcher(model, ThreadPoolExecutor(1), BatchLimits(max_items=3, max_wait_s=0),
-                          on_batch=lambda texts, seconds: reports.append((texts, seconds)))
-        await batcher.submit([ids(i) for i in range(5)], later(5))
-        await batcher.stop()
+    def batch_started(self, tokens):
+        self.events.append(("started", tokens))
 
-    run(main())
-    assert [texts for texts, _ in reports] == [len(b) for b in model.batches] == [3, 2]
-    assert all(seconds >= 0.02 for _, seconds in reports)
+    def batch_finished(self, texts, tokens, seconds):
+        self.events.append(("finished", texts, tokens, seconds is not None and seconds >= 0.02))
+
+
+def test_the_observer_hears_each_batch_start_and_end_with_its_texts_tokens_and_time():
+    recorder = Recorder()
+
+    async def main(model):
+        batcher = Batcher(model, ThreadPoolExecutor(1), BatchLimits(max_items=3, max_wait_s=0), observer=recorder)
+        try:
+            await batcher.submit([ids(i, length=i + 1) for i in range(5)], later(5))
+        finally:
+            await batcher.stop()
+
+    run(main(FakeModel(delay=0.02)))
+    assert recorder.events == [("started", 6), ("finished", 3, 6, True), ("started", 9), ("finished", 2, 9, True)]
+    recorder.events.clear()
+
+    def broken(batch):
+        raise RuntimeError("model failed")
+
+    with pytest.raises(RuntimeError):
+        run(main(broken))
+    assert recorder.events[:2] == [("started", 6), ("finished", 3, 6, False)]  # failed: no time to learn from

@@ -170,12 +170,13 @@ def test_abandoned_requests_are_not_computed(server):
 
 
 def test_a_flood_of_large_requests_is_refused_quickly_while_a_steady_client_is_served(server):
-    """Eight clients send 256 texts per request as fast as they are answered (several seconds of
-    work queued at any time); one client sends a question every 0.2 s. The queue's wait limit
-    turns most of the flood away at once, and the steady client's questions fit between."""
-    flood_body = {"model": "embedloop",
+    """Sixteen clients send 64 texts per request as fast as they are answered (several seconds of
+    work offered at any time, each request about a quarter of a second of the whole machine's);
+    one client sends a question every 0.2 s. The queue's wait limit turns most of the flood away
+    at once, and the steady client's questions fit in the room a large request cannot use."""
+    flood_body = {"model": "embedloop", "encoding_format": "base64",
                   "input": [f"flood question {i} about the causes and treatment of a chronic disease"
-                            for i in range(256)]}
+                            for i in range(64)]}
     seconds, flood_outcomes, steady_outcomes = 8.0, [], []
     end = time.monotonic() + seconds
 
@@ -193,8 +194,8 @@ def test_a_flood_of_large_requests_is_refused_quickly_while_a_steady_client_is_s
         with httpx.Client(timeout=60) as client:
             return timed_post(client, {"model": "embedloop", "input": f"steady question {i} about asthma"})
 
-    with ThreadPoolExecutor(8) as flooders, ThreadPoolExecutor(16) as steady_pool:
-        for _ in range(8):
+    with ThreadPoolExecutor(16) as flooders, ThreadPoolExecutor(16) as steady_pool:
+        for _ in range(16):
             flooders.submit(flood)
         time.sleep(1.0)  # the queue fills
         futures = []
@@ -205,7 +206,7 @@ def test_a_flood_of_large_requests_is_refused_quickly_while_a_steady_client_is_s
     refused = [t for status, t in flood_outcomes if status == 429]
     served = [t for status, t in flood_outcomes if status == 200]
     assert {status for status, _ in flood_outcomes} <= {200, 429}
-    assert len(refused) > len(served) > 0
+    assert len(refused) >= 10 and len(served) > 0
     assert np.median(refused) < 0.1 and np.median(refused) < np.median(served) / 5
     steady_ok = [t for status, t in steady_outcomes if status == 200]
     assert len(steady_ok) >= 0.9 * len(steady_outcomes), steady_outcomes
