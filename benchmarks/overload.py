@@ -198,12 +198,15 @@ class Busy:
         self.procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
         self.wall, self.server, self.client = time.monotonic(), self._server_cpu(), time.process_time()
 
-    def _server_cpu(self) -> float:
-        return sum(sum(p.cpu_times()[:2]) for p in self.procs)
+    def _server_cpu(self) -> float | None:
+        try:
+            return sum(sum(p.cpu_times()[:2]) for p in self.procs)
+        except OSError:  # no file descriptor left (the generator at 100x): not measured
+            return None
 
     def cores(self) -> dict:
-        wall = time.monotonic() - self.wall
-        return {"server_cores": (self._server_cpu() - self.server) / wall,
+        wall, server = time.monotonic() - self.wall, self._server_cpu()
+        return {"server_cores": None if server is None or self.server is None else (server - self.server) / wall,
                 "client_cores": (time.process_time() - self.client) / wall}
 
 
@@ -294,13 +297,13 @@ async def overload_phases(url: str, pid: int, texts: list[str], per_request: int
               f"texts/s, goodput {phase['goodput_texts_per_s']:.0f} ({phase['goodput_ratio']:.2f} capacity), "
               f"200 p99 {fmt(phase['ok_p99_ms'])} ms, 429 p50/p99 {fmt(phase['refused_p50_ms'])}/"
               f"{fmt(phase['refused_p99_ms'])} ms, 5xx {phase['server_errors']}, failed {phase['failed']}, "
-              f"unsent {phase['unsent']}, RSS {phase['rss_mb']:.0f} MB, cores server {phase['server_cores']:.2f} "
+              f"unsent {phase['unsent']}, RSS {phase['rss_mb']:.0f} MB, cores server {fmt(phase['server_cores'], 2)} "
               f"client {phase['client_cores']:.2f}", flush=True)
     return phases
 
 
-def fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}"
+def fmt(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def main() -> None:

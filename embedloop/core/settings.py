@@ -77,8 +77,8 @@ class ServingSettings(Group):
     max_wait_ms: float = Field(2.0, ge=0, description="how long a lone request may wait for company")
     max_queue_texts: int = Field(2048, ge=1, description="texts admitted and not yet answered before new "
                                  "requests get 429")
-    max_queue_wait_s: float = Field(1.0, gt=0, description="a request whose texts would wait longer than this "
-                                    "(at the measured drain rate) gets 429")
+    max_queue_wait_s: float = Field(1.0, gt=0, description="seconds of queued work (at the measured drain rate) "
+                                    "that the queue's work plus twice a request's own may reach; past it: 429")
     request_timeout_s: float = Field(30.0, gt=0, description="deadline per request; past it: 504")
     max_inputs: int = Field(2048, ge=1, description="texts per request")
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="request body size; past it: 413")

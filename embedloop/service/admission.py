@@ -2,8 +2,8 @@
 
 A request's texts and tokens are *pending* from the moment it is admitted until it ends
 (tokenizing, queued, computing). A request is refused when its texts would take the pending texts
-past ``serving.max_queue_texts``, or when the queue's work (the pending tokens not yet being
-computed, over the drain rate measured on recent batches) plus twice the request's own would pass
+past ``serving.max_queue_texts``, or when the queue's work (the pending tokens over the drain rate
+measured on recent batches) plus twice the request's own would pass
 ``serving.max_queue_wait_s``. Twice: a request must leave as much room as it takes, so large
 requests stop being admitted while there is still room for small ones, and a client sending single
 questions is served through a flood of large requests. A request that finds nothing pending is
@@ -57,7 +57,6 @@ class Admission:
     min_batch: int = 32  # smaller batches do not count in the drain rate
     pending_texts: int = 0
     pending_tokens: float = 0.0
-    computing_tokens: int = 0  # in batches being computed: no longer waiting
     tokens_per_byte: float = TOKENS_PER_BYTE
     _tokens: float = field(default=0.0, repr=False)  # recent computed tokens and seconds, decayed with age
     _seconds: float = field(default=0.0, repr=False)
@@ -80,12 +79,8 @@ class Admission:
             self._tokens, self._seconds = self._tokens * keep, self._seconds * keep
         self._tokens, self._seconds, self._last = self._tokens + tokens, self._seconds + seconds, now
 
-    def batch_started(self, tokens: int) -> None:
-        self.computing_tokens += tokens
-
     def batch_finished(self, texts: int, tokens: int, seconds: float | None) -> None:
         """A batch is done; ``seconds`` is None when it failed (and then says nothing of the rate)."""
-        self.computing_tokens -= tokens
         if seconds is not None:
             self.observe_batch(texts, tokens, seconds)
 
@@ -118,7 +113,7 @@ class Admission:
             excess = (self.pending_texts + texts - self.max_texts) * (self.pending_tokens / self.pending_texts)
             raise Overloaded(f"{self.pending_texts} texts are already waiting (at most {self.max_texts})",
                              self._retry_after(excess))
-        waiting = max(0.0, self.pending_tokens - self.computing_tokens)
+        waiting = self.pending_tokens  # computing ones too: a new request also waits for a free slot
         if self.wait_s(waiting + 2 * tokens) > self.max_wait_s:
             excess = waiting + 2 * tokens - self.max_wait_s * self.drain_rate
             raise Overloaded(f"the queue holds {self.wait_s(waiting):.2f} s of work and this request "

@@ -4,7 +4,7 @@ Texts of all waiting requests form one FIFO queue. Whenever the model is free, t
 cut from its head: as many texts as fit ``max_batch_items`` and ``max_batch_tokens`` (padded
 size: rows x longest row). Batch size therefore adapts to load by itself: one text when traffic is
 light, full batches when it queues. How much may queue is decided before texts get here
-(:mod:`embedloop.service.admission`, which the ``observer`` tells what is being computed); a text
+(:mod:`embedloop.service.admission`, which the ``observer`` tells how fast batches are computed); a text
 whose request has passed its deadline or gone away is skipped, not computed.
 
 BentoML's own dispatcher was not used for this: it limits items only, polls every millisecond,
@@ -27,8 +27,6 @@ from embedloop.service import metrics
 
 
 class BatchObserver(Protocol):
-    def batch_started(self, tokens: int) -> None: ...
-
     def batch_finished(self, texts: int, tokens: int, seconds: float | None) -> None: ...
 
 
@@ -70,7 +68,7 @@ class Batcher:
     embed: Callable[[list[np.ndarray]], np.ndarray]
     executor: Executor
     limits: BatchLimits = field(default_factory=BatchLimits)
-    observer: BatchObserver | None = None  # told when each batch starts and ends (admission)
+    observer: BatchObserver | None = None  # told of each finished batch (admission)
 
     def __post_init__(self) -> None:
         self._queue: deque[_Item] = deque()
@@ -157,8 +155,6 @@ class Batcher:
 
     async def _compute(self, batch: list[_Item], slots: asyncio.Semaphore) -> None:
         tokens, elapsed = sum(it.ids.shape[0] for it in batch), None
-        if self.observer is not None:
-            self.observer.batch_started(tokens)
         try:
             started = time.perf_counter()
             vectors = await asyncio.get_running_loop().run_in_executor(self.executor, self.embed,

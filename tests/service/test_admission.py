@@ -86,14 +86,3 @@ def test_a_body_is_estimated_at_the_tokens_per_byte_of_recent_requests():
     for _ in range(100):
         admission.observe_request(1_000, 100)  # JSON around short texts: 10 bytes per token
     assert admission.tokens_in(4_000) == pytest.approx(400, rel=0.01)
-
-
-def test_tokens_being_computed_are_not_waiting():
-    admission = busy(Admission(max_texts=1_000, max_wait_s=1.0, in_flight=2), 500)  # 1,000 tokens/s
-    with admission.admit(256, 1_500):
-        with pytest.raises(Overloaded):
-            admission.check(1, 10)  # all 1,500 tokens still wait: 1.5 s
-        admission.batch_started(1_500)  # taken by a free slot
-        admission.check(1, 10)  # nothing waits ahead of it now
-        admission.batch_finished(256, 1_500, None)
-    assert admission.computing_tokens == 0

@@ -151,14 +151,11 @@ class Recorder:
     def __init__(self):
         self.events: list[tuple] = []
 
-    def batch_started(self, tokens):
-        self.events.append(("started", tokens))
-
     def batch_finished(self, texts, tokens, seconds):
         self.events.append(("finished", texts, tokens, seconds is not None and seconds >= 0.02))
 
 
-def test_the_observer_hears_each_batch_start_and_end_with_its_texts_tokens_and_time():
+def test_the_observer_hears_of_each_batch_with_its_texts_tokens_and_time():
     recorder = Recorder()
 
     async def main(model):
@@ -169,7 +166,7 @@ def test_the_observer_hears_each_batch_start_and_end_with_its_texts_tokens_and_t
             await batcher.stop()
 
     run(main(FakeModel(delay=0.02)))
-    assert recorder.events == [("started", 6), ("finished", 3, 6, True), ("started", 9), ("finished", 2, 9, True)]
+    assert recorder.events == [("finished", 3, 6, True), ("finished", 2, 9, True)]
     recorder.events.clear()
 
     def broken(batch):
@@ -177,4 +174,4 @@ def test_the_observer_hears_each_batch_start_and_end_with_its_texts_tokens_and_t
 
     with pytest.raises(RuntimeError):
         run(main(broken))
-    assert recorder.events[:2] == [("started", 6), ("finished", 3, 6, False)]  # failed: no time to learn from
+    assert recorder.events[:1] == [("finished", 3, 6, False)]  # failed: no time to learn from
