@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import DATASETS, REPO, base_home, save
+from common import DATASETS, REPO, base_home, cpu_seconds, rss_mb, save
 
 sys.path.insert(0, str(REPO))
 from embedloop.core.labels.beir import read_jsonl  # noqa: E402
@@ -193,14 +193,12 @@ class Busy:
     """Cores kept busy by the server's processes and by this load generator since it was made."""
 
     def __init__(self, pid: int) -> None:
-        import psutil
-
-        self.procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        self.pid = pid
         self.wall, self.server, self.client = time.monotonic(), self._server_cpu(), time.process_time()
 
     def _server_cpu(self) -> float | None:
         try:
-            return sum(sum(p.cpu_times()[:2]) for p in self.procs)
+            return cpu_seconds(self.pid)
         except OSError:  # no file descriptor left (the generator at 100x): not measured
             return None
 
@@ -214,9 +212,7 @@ class RssWatch:
     """The largest RSS of the server's process tree while a phase runs."""
 
     def __init__(self, pid: int) -> None:
-        import psutil
-
-        self.root = psutil.Process(pid)
+        self.pid = pid
         self.peak = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -224,8 +220,7 @@ class RssWatch:
     def _run(self) -> None:
         while not self._stop.wait(0.25):
             try:
-                procs = [self.root, *self.root.children(recursive=True)]
-                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs) / 2**20)
+                self.peak = max(self.peak, rss_mb(self.pid))
             except OSError:  # no file descriptor left at 100x: skip this sample
                 continue
 

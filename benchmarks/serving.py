@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATASETS, REPO, base_home, save
+from common import DATASETS, REPO, base_home, cpu_seconds, rss_mb, save
 
 sys.path.insert(0, str(REPO))
 from embedloop.core.labels.beir import read_jsonl  # noqa: E402
@@ -80,21 +80,6 @@ def run_wrk(url: str, script: Path, duration: float, concurrency: int, server_pi
     if server_pid:
         result["server_cores"] = (cpu_seconds(server_pid) - busy_before) / (result["duration_us"] / 1e6)
     return result
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and all its descendants."""
-    import psutil
-
-    total = 0.0
-    root = psutil.Process(pid)
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def invariance(url: str, texts: list[str], targets: int = 20) -> float:
@@ -158,13 +143,6 @@ def in_process_rate(encode, texts: list[str]) -> float:
     started = time.perf_counter()
     encode(texts)
     return len(texts) / (time.perf_counter() - started)
-
-
-def rss_mb(pid: int) -> float:
-    import psutil
-
-    proc = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
 
 
 def main() -> None:
