@@ -47,6 +47,7 @@ class Reservation:
 
     texts: int
     tokens: float
+    body_bytes: int = 0  # the body its tokens were estimated from, if any
 
 
 @dataclass
@@ -113,18 +114,19 @@ class Admission:
             excess = (self.pending_texts + texts - self.max_texts) * (self.pending_tokens / self.pending_texts)
             raise Overloaded(f"{self.pending_texts} texts are already waiting (at most {self.max_texts})",
                              self._retry_after(excess))
-        waiting = self.pending_tokens  # computing ones too: a new request also waits for a free slot
-        if self.wait_s(waiting + 2 * tokens) > self.max_wait_s:
-            excess = waiting + 2 * tokens - self.max_wait_s * self.drain_rate
-            raise Overloaded(f"the queue holds {self.wait_s(waiting):.2f} s of work and this request "
+        # Tokens being computed count too: a new request also waits for a free batch slot.
+        if self.wait_s(self.pending_tokens + 2 * tokens) > self.max_wait_s:
+            excess = self.pending_tokens + 2 * tokens - self.max_wait_s * self.drain_rate
+            raise Overloaded(f"the queue holds {self.wait_s(self.pending_tokens):.2f} s of work and this request "
                              f"{self.wait_s(tokens):.2f} s; it is admitted while twice its work fits in "
                              f"{self.max_wait_s:g} s", self._retry_after(excess))
 
     @contextmanager
-    def admit(self, texts: int, tokens: float) -> Iterator[Reservation]:
-        """Reserve ``texts`` and ``tokens`` for the duration of the block, or raise :class:`Overloaded`."""
+    def admit(self, texts: int, tokens: float, body_bytes: int = 0) -> Iterator[Reservation]:
+        """Reserve ``texts`` and ``tokens`` (estimated from ``body_bytes``, if given) for the duration
+        of the block, or raise :class:`Overloaded`."""
         self.check(texts, tokens)
-        reservation = Reservation(texts, tokens)
+        reservation = Reservation(texts, tokens, body_bytes)
         self.pending_texts += texts
         self.pending_tokens += tokens
         try:
@@ -134,9 +136,11 @@ class Admission:
             self.pending_tokens -= reservation.tokens
 
     def settle(self, reservation: Reservation, tokens: int) -> None:
-        """The request has been tokenized: hold its real token count from now on."""
+        """The request has been tokenized: hold its real token count from now on, and learn from it
+        how many tokens a body byte holds."""
         self.pending_tokens += tokens - reservation.tokens
         reservation.tokens = tokens
+        self.observe_request(reservation.body_bytes, tokens)
 
     def _retry_after(self, excess_tokens: float) -> int:
         """Whole seconds (HTTP's unit, at least 1) until ``excess_tokens`` have drained."""

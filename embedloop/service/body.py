@@ -10,10 +10,16 @@ from starlette.requests import Request
 from embedloop.service.errors import ApiError
 
 
+def declared_length(request: Request) -> int | None:
+    """The body size the ``Content-Length`` header announces, if it is there and a number."""
+    declared = request.headers.get("content-length")
+    return int(declared) if declared is not None and declared.isdigit() else None
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     too_big = ApiError(413, f"request body larger than {limit} bytes", code="request_too_large")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = declared_length(request)
+    if declared is not None and declared > limit:
         raise too_big
     chunks, size = [], 0
     async for chunk in request.stream():

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import random
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import orjson
@@ -26,7 +25,7 @@ from embedloop.core.models.encoder import TokenizedText, normalize_rows
 from embedloop.core.validation import first_problem
 from embedloop.service import metrics
 from embedloop.service.admission import Reservation
-from embedloop.service.body import parse_json, read_body
+from embedloop.service.body import declared_length, parse_json, read_body
 from embedloop.service.errors import ApiError
 from embedloop.service.schemas import EmbeddingRequest
 from embedloop.service.server import Server
@@ -84,22 +83,15 @@ async def embeddings(request: Request) -> Response:
     if server.draining:
         raise ApiError(503, "server is shutting down", code="shutting_down")
     admission = server.admission
-    declared = request.headers.get("content-length")
-    admission.check(1, admission.tokens_in(int(declared) if declared and declared.isdigit() else None))
+    admission.check(1, admission.tokens_in(declared_length(request)))
     body = await read_body(request, settings.max_body_bytes)
     req = parse_request(body, settings.max_inputs)
-    with admission.admit(len(req.texts()), admission.tokens_in(len(body))) as reservation:
-        return await embed_admitted(request, server, req, deadline, Admitted(reservation, len(body)))
-
-
-@dataclass
-class Admitted:
-    reservation: Reservation
-    body_bytes: int
+    with admission.admit(len(req.texts()), admission.tokens_in(len(body)), len(body)) as reservation:
+        return await embed_admitted(request, server, req, deadline, reservation)
 
 
 async def embed_admitted(request: Request, server: Server, req: EmbeddingRequest, deadline: float,
-                         admitted: Admitted) -> Response:
+                         reservation: Reservation) -> Response:
     settings = server.settings.serving
     model = await server.pool.resolve(requested_version(req.model, settings.model_alias))
     request.state.served_version = version = model.version
@@ -110,8 +102,7 @@ async def embed_admitted(request: Request, server: Server, req: EmbeddingRequest
     tokens = encoder.tokenize(texts) if len(texts) <= TOKENIZE_INLINE_MAX \
         else await asyncio.to_thread(encoder.tokenize, texts)
     n_tokens = sum(t.n_tokens for t in tokens)
-    server.admission.settle(admitted.reservation, n_tokens)
-    server.admission.observe_request(admitted.body_bytes, n_tokens)
+    server.admission.settle(reservation, n_tokens)
     truncated = sum(t.truncated for t in tokens)
     if truncated and not req.truncate:
         first = next(i for i, t in enumerate(tokens) if t.truncated)

@@ -86,3 +86,10 @@ def test_a_body_is_estimated_at_the_tokens_per_byte_of_recent_requests():
     for _ in range(100):
         admission.observe_request(1_000, 100)  # JSON around short texts: 10 bytes per token
     assert admission.tokens_in(4_000) == pytest.approx(400, rel=0.01)
+
+
+def test_settling_a_reservation_teaches_the_tokens_per_byte():
+    admission = Admission(max_texts=100, max_wait_s=60)
+    with admission.admit(1, admission.tokens_in(1_000), 1_000) as reservation:
+        admission.settle(reservation, 100)  # 10 bytes per token, not 4
+    assert admission.tokens_per_byte == pytest.approx(0.25 + 0.1 * (0.1 - 0.25))
