@@ -154,6 +154,8 @@ class RetrainSettings(Group):
     cooldown_s: float = Field(3600.0, ge=0, description="quiet time after a run that produced a version")
     lease_ttl_s: float = Field(120.0, gt=1, description="a run that stops heart-beating loses its lease")
     replay_ratio: float = Field(0.5, ge=0, description="replayed earlier pairs per new pair")
+    max_key_share: float = Field(0.5, gt=0, le=1, description="most of a run's training pairs one API key's "
+                                 "feedback may make up (a sample of the excess is left out); 1 = no cap")
     validation_fraction: float = Field(0.05, gt=0, lt=1, description="share of pairs (by query hash) held out")
     max_validation: int = Field(200, ge=10, description="validation queries used to choose the interpolation")
 
@@ -218,7 +220,23 @@ class PromotionSettings(Group):
 
 
 class AdminSettings(Group):
-    token: SecretStr | None = Field(None, description="bearer token of the admin API; unset = admin API off")
+    token: SecretStr | None = Field(None, description="a bearer token with the admin scope, to bootstrap the first "
+                                    "API key over HTTP; unset = only API keys (`embedloop keys create`)")
+
+
+class AccessSettings(Group):
+    """API keys and what each may do per period. Until the first key is created, /v1 routes are open
+    (the service says so at start-up); from then on every route needs a key. Quotas count per
+    server process; a key's own quotas (``keys create --quota``) replace these."""
+
+    refresh_s: float = Field(2.0, gt=0, description="how often a running service re-reads its keys: a new or "
+                             "revoked key takes effect within this")
+    embed_requests_per_s: int | None = Field(None, ge=1, description="embedding requests per second per key; "
+                                             "unset = no limit")
+    embed_texts_per_min: int | None = Field(None, ge=1, description="texts embedded per minute per key; "
+                                            "unset = no limit")
+    feedback_items_per_day: int | None = Field(10_000, ge=1, description="feedback items stored per key in any "
+                                               "24 hours (counted in the database); unset = no limit")
 
 
 class Settings(BaseSettings):
@@ -238,6 +256,7 @@ class Settings(BaseSettings):
     gates: GateSettings = GateSettings()
     promotion: PromotionSettings = PromotionSettings()
     admin: AdminSettings = AdminSettings()
+    access: AccessSettings = AccessSettings()
 
     @model_validator(mode="after")
     def _absolute_paths(self) -> "Settings":

@@ -12,6 +12,7 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
+from embedloop.core.access.keys import KeyStore
 from embedloop.core.history.checks import CheckStore
 from embedloop.core.history.querylog import QueryLogStore
 from embedloop.core.history.runs import RunStore
@@ -48,6 +49,10 @@ class State:
     @cached_property
     def promotion(self) -> Promotion:
         return Promotion(self.registry, self.settings.promotion)
+
+    @cached_property
+    def keys(self) -> KeyStore:
+        return KeyStore(self.registry)
 
     # -- labels ---------------------------------------------------------------------------------
     @cached_property
@@ -89,7 +94,7 @@ class State:
             for engine in self._engines.values():
                 engine.dispose()
             self._engines.clear()
-        for name in ("registry", "promotion", "corpus", "feedback", "probes", "querylog", "checks", "triggers",
+        for name in ("registry", "promotion", "keys", "corpus", "feedback", "probes", "querylog", "checks", "triggers",
                      "runs"):
             self.__dict__.pop(name, None)
 

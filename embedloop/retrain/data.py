@@ -4,12 +4,15 @@ New feedback since the parent version, plus a replay sample of the pairs earlier
 trained on, minus a validation split held out by a hash of the query (so a validation query is
 never trained on, in this run or a later one). Probe queries never reach the feedback table at
 all, and nothing from the retention set (evaluation only) is trained on: pairs that touch it are
-left out and counted.
+left out and counted. No single API key's feedback may make up more than ``retrain.max_key_share``
+of the pairs a run trains on: a seeded sample of a key's excess is left out, and counted per key.
 """
 
 from __future__ import annotations
 
+import math
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,8 @@ class TrainingData:
     excluded: int  # of those, left out because they touch the retention set
     replayed: int  # earlier pairs trained on again
     feedback_upto: int
+    by_source: dict[str, int]  # new pairs trained on, per API key ("(no key)": imports and keyless feedback)
+    capped: dict[str, int]  # new pairs left out per key by the share cap
 
     @property
     def new_pairs(self) -> int:
@@ -41,14 +46,19 @@ class TrainingData:
         return {"new_feedback": self.new_feedback, "new_train": self.new_train,
                 "new_validation": self.new_validation, "excluded_retention": self.excluded,
                 "replayed_pairs": self.replayed, "train_pairs": len(self.train),
-                "validation_pairs": len(self.validation), "feedback_upto": self.feedback_upto}
+                "validation_pairs": len(self.validation), "feedback_upto": self.feedback_upto,
+                "by_source": self.by_source, "capped_by_key_share": self.capped}
 
     def account(self, parent: str) -> str:
         """One sentence that adds up."""
         excluded = f", {self.excluded} left out (in the retention set)" if self.excluded else ""
+        capped = "".join(f", {n} from key {k} left out (retrain.max_key_share)" for k, n in self.capped.items())
         return (f"{self.new_feedback} new feedback pairs since {parent}: {self.new_train} to train on, "
-                f"{self.new_validation} held out for validation{excluded}; {self.replayed} earlier pairs replayed; "
-                f"training on {len(self.train)}, validating on {len(self.validation)}")
+                f"{self.new_validation} held out for validation{excluded}{capped}; {self.replayed} earlier pairs "
+                f"replayed; training on {len(self.train)}, validating on {len(self.validation)}")
+
+
+NO_KEY = "(no key)"
 
 
 def is_validation(query: str, fraction: float) -> bool:
@@ -75,6 +85,29 @@ def touches(texts: set[str]) -> Callable[[TrainingPair], bool]:
     return check
 
 
+def source_of(pair: TrainingPair) -> str:
+    return pair.key or NO_KEY
+
+
+def cap_key_shares(new: list[TrainingPair], replayed: int, share: float,
+                   rng: random.Random) -> tuple[list[TrainingPair], dict[str, int]]:
+    """``new`` with each key's pairs cut to at most ``share`` of the run's training pairs (its new
+    pairs plus ``replayed``), measured against everyone else's; and how many were cut per key."""
+    if share >= 1:
+        return new, {}
+    counts = Counter(p.key for p in new if p.key is not None)
+    cut: dict[str, int] = {}
+    for key, mine in counts.items():
+        others = len(new) - mine + replayed
+        allowed = math.floor(share / (1 - share) * others)
+        if mine > allowed:
+            cut[key] = mine - allowed
+    if not cut:
+        return new, {}
+    dropped = {p.feedback_id for key, n in cut.items() for p in rng.sample([p for p in new if p.key == key], n)}
+    return [p for p in new if p.feedback_id not in dropped], cut
+
+
 def assemble(store: FeedbackStore, parent: ModelVersion, settings: RetrainSettings, seed: int,
              held_out: set[str] | None = None) -> TrainingData:
     upto = trained_upto(parent)
@@ -90,6 +123,9 @@ def assemble(store: FeedbackStore, parent: ModelVersion, settings: RetrainSettin
     rng = random.Random(seed)
     replay = rng.sample(old_train, min(len(old_train), round(settings.replay_ratio * len(new_train))))
     validation = rng.sample(held, min(len(held), settings.max_validation))
+    new_validation = len(new) - len(new_train)
+    new_train, capped = cap_key_shares(new_train, len(replay), settings.max_key_share, rng)
     return TrainingData(train=new_train + replay, validation=validation, new_feedback=len(new) + excluded,
-                        new_train=len(new_train), new_validation=len(new) - len(new_train), excluded=excluded,
-                        replayed=len(replay), feedback_upto=last)
+                        new_train=len(new_train), new_validation=new_validation, excluded=excluded,
+                        replayed=len(replay), feedback_upto=last,
+                        by_source=dict(Counter(map(source_of, new_train))), capped=capped)

@@ -1,14 +1,15 @@
-"""The admin API: approve, reject and roll back versions, read versions and the audit log.
+"""The admin API: approve, reject and roll back versions, read versions and the audit log, manage
+API keys.
 
-Mounted at ``/admin``, apart from the public API, and closed unless ``admin.token`` is set:
-every request needs ``Authorization: Bearer <token>`` (compared in constant time; the token is
-never logged). Each move is one audited registry transition (:mod:`embedloop.core.models.promotion`).
+Every request needs a key with the ``admin`` scope (or ``admin.token``), checked by
+:mod:`embedloop.service.access`. Each move is one audited registry transition
+(:mod:`embedloop.core.models.promotion`), audited under the key's name; an ``actor`` in the body
+(the person behind a shared key) is recorded beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -16,25 +17,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from embedloop.core.access.keys import ApiKey, Scope, check_quotas, parse_scopes
 from embedloop.service.body import parse_json
 from embedloop.service.errors import ApiError
 from embedloop.service.server import Server
 
-DEFAULT_ACTOR = "admin-api"
 MAX_BODY = 64 * 1024
-
-
-def authorize(request: Request) -> Server:
-    server: Server = request.app.state.server
-    token = server.settings.admin.token
-    if token is None:
-        raise ApiError(503, "the admin API is off: set admin.token (EMBEDLOOP_ADMIN__TOKEN)", code="admin_disabled")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
-                                                             token.get_secret_value().encode()):
-        raise ApiError(401, "missing or wrong bearer token", code="unauthorized",
-                       headers={"WWW-Authenticate": "Bearer"})
-    return server
 
 
 @dataclass(frozen=True)
@@ -44,21 +32,36 @@ class MoveRequest:
     to: str | None
 
 
-async def read_move(request: Request) -> MoveRequest:
-    """The body of a move: optional ``reason``, ``actor`` and ``to`` (strings)."""
+async def read_payload(request: Request) -> dict:
     body = await request.body()
     if len(body) > MAX_BODY:
         raise ApiError(413, "admin request body too large", code="request_too_large")
-    payload = parse_json(body) if body.strip() else {}
-    for key in ("reason", "actor", "to"):
-        if payload.get(key) is not None and not isinstance(payload[key], str):
-            raise ApiError(400, f"{key} must be a string", code="invalid_value", param=key)
-    return MoveRequest(payload.get("actor") or DEFAULT_ACTOR, payload.get("reason") or "", payload.get("to"))
+    return parse_json(body) if body.strip() else {}
+
+
+def strings(payload: dict, *names: str) -> dict[str, str | None]:
+    for name in names:
+        if payload.get(name) is not None and not isinstance(payload[name], str):
+            raise ApiError(400, f"{name} must be a string", code="invalid_value", param=name)
+    return {name: payload.get(name) for name in names}
+
+
+def actor_of(key: ApiKey | None, named: str | None) -> str:
+    who = f"key:{key.name}" if key else "admin-api"
+    return f"{named} ({who})" if named else who
+
+
+async def read_move(request: Request) -> MoveRequest:
+    """The body of a move: optional ``reason``, ``actor`` and ``to`` (strings)."""
+    given = strings(await read_payload(request), "reason", "actor", "to")
+    return MoveRequest(actor_of(request.state.admin_key, given["actor"]), given["reason"] or "", given["to"])
 
 
 def admin(handler: Callable[[Request, Server], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        return await handler(request, authorize(request))
+        server: Server = request.app.state.server
+        request.state.admin_key = server.access.require(request, Scope.ADMIN)
+        return await handler(request, server)
 
     return endpoint
 
@@ -110,7 +113,51 @@ async def history(request: Request, server: Server) -> Response:
         "from": e.from_version, "to": e.to_version, "reason": e.reason, "details": e.details} for e in entries]})
 
 
+def key_card(key: ApiKey) -> dict:
+    return {"name": key.name, "key_id": key.key_id, "scopes": sorted(s.value for s in key.scopes),
+            "quotas": key.quotas, "created_at": key.created_at.isoformat(), "created_by": key.created_by,
+            "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None}
+
+
+@admin
+async def list_keys(request: Request, server: Server) -> Response:
+    keys = await asyncio.to_thread(server.state.keys.keys)
+    return JSONResponse({"data": [key_card(k) for k in keys]})
+
+
+@admin
+async def create_key(request: Request, server: Server) -> Response:
+    """``{"name": …, "scopes": ["embed", …], "quotas": {…}, "reason": …}``; the secret is in this answer only."""
+    payload = await read_payload(request)
+    given = strings(payload, "name", "reason", "actor")
+    if not given["name"]:
+        raise ApiError(400, "name is required", code="invalid_value", param="name")
+    scopes = payload.get("scopes")
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise ApiError(400, "scopes must be a list of strings (embed, feedback, admin)", code="invalid_value",
+                       param="scopes")
+    quotas = payload.get("quotas") or {}
+    if not isinstance(quotas, dict):
+        raise ApiError(400, "quotas must be an object", code="invalid_value", param="quotas")
+    key, secret = await asyncio.to_thread(
+        server.state.keys.create, given["name"], parse_scopes(scopes), quotas=check_quotas(quotas),
+        actor=actor_of(request.state.admin_key, given["actor"]), reason=given["reason"] or "")
+    return JSONResponse({**key_card(key), "secret": secret}, status_code=201)
+
+
+@admin
+async def revoke_key(request: Request, server: Server) -> Response:
+    given = strings(await read_payload(request), "reason", "actor")
+    key = await asyncio.to_thread(server.state.keys.revoke, request.path_params["name"],
+                                  actor=actor_of(request.state.admin_key, given["actor"]),
+                                  reason=given["reason"] or "")
+    return JSONResponse(key_card(key))
+
+
 routes = [
+    Route("/admin/keys", list_keys, methods=["GET"]),
+    Route("/admin/keys", create_key, methods=["POST"]),
+    Route("/admin/keys/{name}/revoke", revoke_key, methods=["POST"]),
     Route("/admin/models", list_versions, methods=["GET"]),
     Route("/admin/history", history, methods=["GET"]),
     Route("/admin/models/{version}/approve", approve, methods=["POST"]),

@@ -1,7 +1,9 @@
 """``POST /v1/embeddings`` and ``GET /v1/models``, OpenAI-compatible.
 
-A request's steps: refuse while draining, or while the queue has no room for the tokens the body's
-length suggests (before the body is read); read and validate the body; admit its texts or refuse
+A request's steps: refuse while draining; check its key's scope and request quota; refuse while
+the queue has no room for the tokens the body's
+length suggests (before the body is read); read and validate the body; count its texts against the
+key's quota; admit its texts or refuse
 them (:mod:`embedloop.service.admission`); choose the version, tokenize, queue the texts for the
 batcher, shape the vectors, answer. Errors are raised and answered by their handlers
 (:mod:`embedloop.service.errors`); metrics and the query log are :mod:`embedloop.service.observe`'s.
@@ -20,6 +22,7 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from embedloop.core.access.keys import Scope
 from embedloop.core.history.querylog import RequestRecord, SampledText
 from embedloop.core.models.encoder import TokenizedText, normalize_rows
 from embedloop.core.validation import first_problem
@@ -82,10 +85,13 @@ async def embeddings(request: Request) -> Response:
     deadline = time.monotonic() + settings.request_timeout_s
     if server.draining:
         raise ApiError(503, "server is shutting down", code="shutting_down")
+    key = server.access.require(request, Scope.EMBED)
+    server.access.quotas.take(key, "embed_requests_per_s")
     admission = server.admission
     admission.check(1, admission.tokens_in(declared_length(request)))
     body = await read_body(request, settings.max_body_bytes)
     req = parse_request(body, settings.max_inputs)
+    server.access.quotas.take(key, "embed_texts_per_min", len(req.texts()))
     with admission.admit(len(req.texts()), admission.tokens_in(len(body)), len(body)) as reservation:
         return await embed_admitted(request, server, req, deadline, reservation)
 
@@ -151,6 +157,7 @@ def sample_texts(server: Server, texts: list[str], tokens: list[TokenizedText],
 
 async def list_models(request: Request) -> Response:
     server: Server = request.app.state.server
+    server.access.require(request, None)
     alias = server.settings.serving.model_alias
     versions = await asyncio.to_thread(server.state.registry.versions)
     production = server.pool.production.version if server.pool.production else None

@@ -10,12 +10,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from embedloop.core.labels.feedback import FeedbackError
+from embedloop.core.access.keys import AccessError, KeyConflict, UnknownKey
+from embedloop.core.labels.feedback import DailyQuotaExceeded, FeedbackError
 from embedloop.core.models.registry import RegistryError, UnknownVersion
 from embedloop.service import metrics
 from embedloop.service.admission import Overloaded
 from embedloop.service.batcher import DeadlineExceeded
 from embedloop.service.pool import VersionUnavailable
+from embedloop.service.quotas import QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,24 @@ async def overloaded(request: Request, exc: Overloaded) -> Response:
                     headers={"Retry-After": str(exc.retry_after_s)}).response()
 
 
+async def over_quota(request: Request, exc: QuotaExceeded) -> Response:
+    metrics.QUOTA_REFUSALS.labels(exc.key, exc.quota).inc()
+    if exc.retry_after_s is None:  # a request larger than the whole quota: retrying cannot help
+        return ApiError(400, str(exc), code="request_exceeds_quota").response()
+    return ApiError(429, f"{exc}; retry after {exc.retry_after_s} s", code="quota_exceeded",
+                    headers={"Retry-After": str(exc.retry_after_s)}).response()
+
+
+async def over_daily_quota(request: Request, exc: DailyQuotaExceeded) -> Response:
+    return await over_quota(request, QuotaExceeded(exc.key, "feedback_items_per_day", str(exc), exc.retry_after_s))
+
+
+async def bad_key_request(request: Request, exc: AccessError) -> Response:
+    status, code = (409, "conflict") if isinstance(exc, KeyConflict) else \
+        (404, "key_not_found") if isinstance(exc, UnknownKey) else (400, "invalid_value")
+    return ApiError(status, str(exc), code=code).response()
+
+
 async def deadline_exceeded(request: Request, exc: DeadlineExceeded) -> Response:
     metrics.REJECTED.labels("deadline").inc()
     timeout = request.app.state.server.settings.serving.request_timeout_s
@@ -97,6 +117,9 @@ HANDLERS = {
     VersionUnavailable: version_unavailable,
     FeedbackError: bad_feedback,
     Overloaded: overloaded,
+    QuotaExceeded: over_quota,
+    DailyQuotaExceeded: over_daily_quota,
+    AccessError: bad_key_request,
     DeadlineExceeded: deadline_exceeded,
     ClientDisconnect: client_disconnect,
     HTTPException: http_error,

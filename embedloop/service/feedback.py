@@ -3,6 +3,8 @@
 Body: a :class:`~embedloop.core.labels.feedback.FeedbackItem` object or a JSON array of them, e.g.
 ``{"query": "…", "positive_id": "doc-17", "negative_ids": ["doc-3"], "group": "GARD"}``. A batch is
 validated whole and written in one transaction: any bad item -> 400 naming it, nothing written.
+Needs a key with the ``feedback`` scope once keys exist; the key's name is stored with each item and
+its daily quota is counted in the same transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from embedloop.core.access.keys import Scope
 from embedloop.core.labels.feedback import FeedbackItem
 from embedloop.core.validation import first_problem
 from embedloop.service import metrics
@@ -44,9 +47,12 @@ def parse_items(body: bytes, max_items: int) -> list[FeedbackItem]:
 async def post_feedback(request: Request) -> Response:
     server = request.app.state.server
     serving = server.settings.serving
+    key = server.access.require(request, Scope.FEEDBACK)
     items = parse_items(await read_body(request, serving.max_body_bytes), serving.max_inputs)
-    result = await asyncio.to_thread(server.state.feedback.add, items, origin="api",
-                                     probe_fraction=server.settings.probes.feedback_fraction)
+    result = await asyncio.to_thread(
+        server.state.feedback.add, items, origin="api", probe_fraction=server.settings.probes.feedback_fraction,
+        key=key.name if key else None,
+        daily_limit=server.access.quotas.limit(key, "feedback_items_per_day") if key else None)
     metrics.FEEDBACK.labels("training").inc(result.accepted - result.to_probes)
     metrics.FEEDBACK.labels("probes").inc(result.to_probes)
     return JSONResponse({"object": "feedback.result", "accepted": result.accepted,

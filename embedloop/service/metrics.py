@@ -37,6 +37,9 @@ INFERENCE_LATENCY = Histogram(
 QUEUE_DEPTH = Gauge("embedloop_queue_depth_texts", "Texts waiting for a forward pass", multiprocess_mode="livesum")
 FEEDBACK = Counter("embedloop_feedback_items_total", "Feedback items stored, by destination", ["destination"])
 REJECTED = Counter("embedloop_rejected_requests_total", "Requests refused before inference", ["reason"])
+AUTH_REFUSALS = Counter("embedloop_auth_refusals_total", "Requests refused for a missing, unknown or revoked key "
+                        "(401) or a key without the route's scope (403)", ["scope", "status"])
+QUOTA_REFUSALS = Counter("embedloop_quota_refusals_total", "Requests refused by a key's quota", ["key", "quota"])
 QUERYLOG_WRITES = Counter("embedloop_querylog_writes_total", "Request records written to the query log")
 QUERYLOG_DROPS = Counter("embedloop_querylog_drops_total", "Request records dropped because the log queue was full")
 QUERYLOG_FAILURES = Counter("embedloop_querylog_write_failures_total", "Request records lost to write errors")

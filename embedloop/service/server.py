@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from embedloop.core.history.querylog import QueryLogWriter
 from embedloop.core.state import State
 from embedloop.service import metrics
+from embedloop.service.access import Access
 from embedloop.service.admission import Admission
 from embedloop.service.pool import ModelPool
 
@@ -29,6 +30,7 @@ class Server:
         self.admission = Admission(serving.max_queue_texts, serving.max_queue_wait_s, serving.batches_in_flight,
                                    min_batch=min(serving.sub_batch_items, serving.max_batch_items))
         self.pool = ModelPool(self.settings, state.registry, self.executor, self.admission)
+        self.access = Access(state.keys, self.settings)
         self.querylog: QueryLogWriter | None = None
         if self.settings.querylog.enabled:
             self.querylog = QueryLogWriter(
@@ -39,13 +41,15 @@ class Server:
                 on_failed=metrics.QUERYLOG_FAILURES.inc,
             )
         self.draining = False
-        self._follow: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
 
     @property
     def ready(self) -> bool:
         return self.pool.ready and not self.draining
 
     async def start(self) -> None:
+        await asyncio.to_thread(self.access.load)
+        log.warning("%s", self.access.describe("this port"))
         if self.querylog is not None:
             self.querylog.start()
         try:
@@ -55,7 +59,9 @@ class Server:
         if not self.pool.ready:
             log.error("no production version could be loaded from %s; run `embedloop init` first",
                       self.settings.home)
-        self._follow = asyncio.get_running_loop().create_task(self.pool.follow(), name="follow-production")
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self.pool.follow(), name="follow-production"),
+                       loop.create_task(self.access.follow(), name="follow-keys")]
         # Everything alive now lives as long as the process: keep it out of the collector's full
         # passes, which otherwise grow with it and stall the event loop.
         gc.collect()
@@ -63,8 +69,8 @@ class Server:
 
     async def stop(self) -> None:
         self.draining = True
-        if self._follow is not None:
-            self._follow.cancel()
+        for task in self._tasks:
+            task.cancel()
         await self.pool.stop()
         if self.querylog is not None:
             await asyncio.to_thread(self.querylog.close)

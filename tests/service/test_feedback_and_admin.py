@@ -119,5 +119,6 @@ async def test_approve_reject_rollback_over_the_admin_api(client, tiny_base):
     assert back.json() == {"alias": PRODUCTION, "from": "v2", "to": "v1"}
     history = (await http.get("/admin/history?limit=3", headers=auth)).json()["data"]
     assert [(e["action"], e["actor"], e["from"], e["to"]) for e in history] == [
-        ("rollback", "admin-api", "v2", "v1"), ("reject", "admin-api", None, "v3"), ("approve", "ana", "v1", "v2")]
+        ("rollback", "key:admin-token", "v2", "v1"), ("reject", "key:admin-token", None, "v3"),
+        ("approve", "ana (key:admin-token)", "v1", "v2")]
     assert (await http.get("/admin/history?limit=x", headers=auth)).status_code == 400

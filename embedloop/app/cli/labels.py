@@ -1,7 +1,8 @@
-"""`embedloop corpus import` and `embedloop feedback import`: labels from files."""
+"""`embedloop corpus import`, `embedloop feedback import` and `embedloop feedback purge`."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -72,3 +73,33 @@ def feedback_import(
         fail(f"record {exc.index + 1} of the good ones: {exc}; nothing was written")
     console.print(f"{len(read.records)} pairs read: {result.accepted - result.to_probes} added to the training "
                   f"pool, {result.to_probes} to the probe set, {result.duplicates} duplicates skipped")
+
+
+@feedback_app.command("purge")
+def feedback_purge(
+    key: str = typer.Option(..., help="the API key whose feedback goes"),
+    since: Optional[datetime] = typer.Option(None, help="only what it sent from this time on (UTC), "
+                                             "e.g. 2026-12-01T08:00"),
+    reason: str = typer.Option("", help="why (kept in the audit log)"),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Remove a key's feedback: pairs no version was trained on are deleted, pairs a version was
+    trained on stay (lineage) but are marked and never used again; its probe judgements go."""
+    from embedloop.core.history.runs import RunStatus
+    from embedloop.core.models.registry import Action
+    from embedloop.retrain.data import trained_upto
+
+    state = open_state(home)
+    if state.keys.get(key) is None:
+        fail(f"no key named {key!r} (see `embedloop keys list`)")
+    if any(run.status == RunStatus.RUNNING.value for run in state.runs.runs(limit=20)):
+        fail("a retraining run is in progress and may have read this feedback; purge once it has ended")
+    upto = max(map(trained_upto, state.registry.versions()), default=0)
+    moment = since.replace(tzinfo=since.tzinfo or timezone.utc).timestamp() if since else None
+    result = state.feedback.purge(key, trained_upto=upto, since=moment)
+    state.registry.audit(Action.FEEDBACK_PURGE, reason=reason, details={
+        "key": key, "since": since.isoformat() if since else None, "deleted_pairs": result.deleted_pairs,
+        "marked_pairs": result.marked_pairs, "deleted_probe_judgements": result.deleted_probes})
+    console.print(f"key {key}: {result.deleted_pairs} pairs deleted (no version trained on them), "
+                  f"{result.marked_pairs} marked purged (a version was trained on them: kept for lineage, never "
+                  f"used again), {result.deleted_probes} probe judgements deleted")

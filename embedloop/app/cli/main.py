@@ -13,6 +13,7 @@ import typer
 
 from embedloop.app.cli.checks import drift_app, eval_command, probe_app, status
 from embedloop.app.cli.common import HomeOption, child_environment, console, fail, open_state, require_production
+from embedloop.app.cli.keys import keys_app
 from embedloop.app.cli.labels import corpus_app, feedback_app
 from embedloop.app.cli.models import models_app
 from embedloop.app.cli.retrain import retrain_command, runs_command
@@ -25,6 +26,7 @@ app.add_typer(drift_app, name="drift")
 app.add_typer(probe_app, name="probe")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(corpus_app, name="corpus")
+app.add_typer(keys_app, name="keys")
 app.command("retrain")(retrain_command)
 app.command("runs")(runs_command)
 app.command("status")(status)

@@ -1,4 +1,5 @@
-"""The labels database: documents, probe queries with their relevant documents, and feedback.
+"""The labels database: documents, probe queries with their relevant documents, feedback, and the
+installation's secrets.
 
 One metadata, so that one transaction can decide where a feedback record goes (probe set or
 training pairs) and check the documents it names.
@@ -20,6 +21,7 @@ from sqlalchemy import (
     inspect,
     text,
 )
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from embedloop.core.storage.database import create_tables
 
@@ -38,12 +40,14 @@ probe_queries_table = Table(
     Column("group", String(128), nullable=False),
     Column("origin", String(32), nullable=False),  # import | feedback
     Column("added_at", Float, nullable=False),
+    Column("key_name", String(64), nullable=True),  # the API key that sent it (feedback over HTTP)
 )
 probe_qrels_table = Table(
     "probe_qrels", metadata,
     Column("id", Integer, primary_key=True),
     Column("query_id", String(256), nullable=False, index=True),
     Column("doc_id", String(256), nullable=False),
+    Column("key_name", String(64), nullable=True),  # the API key whose feedback added this judgement
     UniqueConstraint("query_id", "doc_id"),
 )
 feedback_table = Table(
@@ -56,8 +60,16 @@ feedback_table = Table(
     Column("group", String(128), nullable=False),
     Column("origin", String(32), nullable=False),
     Column("added_at", Float, nullable=False),
+    Column("key_name", String(64), nullable=True, index=True),  # the API key that sent it (feedback over HTTP)
+    Column("purged_at", Float, nullable=True),  # purged after a version trained on it: kept for lineage, unused
     UniqueConstraint("query_hash", "doc_id"),
 )
+secrets_table = Table(
+    "installation_secrets", metadata,  # per-installation secrets, e.g. the probe split's HMAC key
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+)
+ADDED_COLUMNS = {"probe_queries": ["key_name"], "probe_qrels": ["key_name"], "feedback": ["key_name", "purged_at"]}
 
 
 def create_label_tables(engine: Engine) -> None:
@@ -67,3 +79,21 @@ def create_label_tables(engine: Engine) -> None:
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE probe_docs RENAME TO documents"))
     create_tables(metadata, engine)
+    add_missing_columns(engine)
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Columns added since a table was first created (all nullable, so old rows stay valid)."""
+    inspector = inspect(engine)
+    for table, columns in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table)}
+        for name in columns:
+            if name not in present:
+                column = metadata.tables[table].c[name]
+                type_ = column.type.compile(dialect=engine.dialect)
+                try:
+                    with engine.begin() as conn:
+                        conn.execute(text(f'ALTER TABLE {table} ADD COLUMN "{name}" {type_}'))
+                except (OperationalError, ProgrammingError) as exc:  # another process added it meanwhile
+                    if "duplicate column" not in str(exc) and "already exists" not in str(exc):
+                        raise

@@ -44,6 +44,9 @@ class Action(str, Enum):
     APPROVE = "approve"
     REJECT = "reject"
     ROLLBACK = "rollback"
+    KEY_CREATE = "key_create"
+    KEY_REVOKE = "key_revoke"
+    FEEDBACK_PURGE = "feedback_purge"
 
 
 def utcnow() -> datetime:
@@ -330,6 +333,13 @@ class Registry:
         """Point ``alias`` at ``version`` with its audit entry (the low-level move: no state checks)."""
         with self.transition(version, action, actor=actor, reason=reason, details=details) as t:
             return t.point(alias)
+
+    def audit(self, action: Action, *, actor: str | None = None, reason: str = "",
+              details: dict[str, Any] | None = None) -> None:
+        """An audit entry for a change outside the registry's own tables (e.g. purged feedback)."""
+        with self.session() as s, s.begin():
+            s.add(AuditEntry(actor=actor or default_actor(), action=action.value, reason=reason,
+                             details=details or {}))
 
     def history(self, limit: int | None = None) -> list[AuditEntry]:
         with self.session() as s:
