@@ -56,3 +56,27 @@ def test_nothing_from_the_retention_set_is_ever_trained_on(engine):
     trained = {t for p in got.train + got.validation for t in (p.query, p.positive, *p.negatives)}
     assert not {question, answer} & trained
     assert "3 left out (in the retention set)" in got.account("v1")
+
+
+def test_one_key_may_supply_at_most_its_share_of_a_run(engine):
+    CorpusStore(engine).add({"d1": "an answer"})
+    store = FeedbackStore(engine)
+    store.add([FeedbackItem(query=f"honest {i}", positive_id="d1") for i in range(100)], origin="api",
+              probe_fraction=0.0, key="good")
+    store.add([FeedbackItem(query=f"flood {i}", positive_id="d1") for i in range(400)], origin="api",
+              probe_fraction=0.0, key="flood")
+    store.add([FeedbackItem(query=f"imported {i}", positive_id="d1") for i in range(50)], origin="import",
+              probe_fraction=0.0)
+    base = SimpleNamespace(training={})
+    capped = assemble(store, base, RetrainSettings(validation_fraction=0.05, max_key_share=0.25), seed=1)
+    by = capped.by_source
+    new = sum(by.values())
+    assert by["flood"] <= 0.25 * new + 1 and capped.capped["flood"] > 250  # cut to a quarter of what is trained
+    assert by["good"] > 80 and by["(no key)"] > 40 and "good" not in capped.capped
+    assert capped.new_train == new == len(capped.train)
+    assert "from key flood left out (retrain.max_key_share)" in capped.account("v1")
+    assert capped.summary()["by_source"] == by
+    same = assemble(store, base, RetrainSettings(validation_fraction=0.05, max_key_share=0.25), seed=1)
+    assert [p.feedback_id for p in same.train] == [p.feedback_id for p in capped.train]  # seeded
+    uncapped = assemble(store, base, RetrainSettings(validation_fraction=0.05, max_key_share=1.0), seed=1)
+    assert uncapped.capped == {} and uncapped.by_source["flood"] > 350

@@ -66,3 +66,51 @@ def test_probe_share_goes_to_the_probe_set_and_never_to_training(store):
 def test_item_validation(record, message):
     with pytest.raises(ValidationError, match=message):
         FeedbackItem.model_validate(record)
+
+
+def test_the_probe_split_is_keyed_by_a_secret_of_the_installation(tmp_path):
+    from embedloop.core.labels import split
+    from embedloop.core.storage.database import open_engine
+
+    stores = [FeedbackStore(open_engine(f"sqlite:///{tmp_path / name}.db")) for name in ("a", "b")]
+    assert stores[0].probe_secret != stores[1].probe_secret and len(stores[0].probe_secret) == 32
+    again = FeedbackStore(stores[0].engine)
+    assert again.probe_secret == stores[0].probe_secret  # stable for one installation
+    queries = [f"what causes condition {i}?" for i in range(2000)]
+    chosen = [{q for q in queries if split.in_share(q, split.PROBES, 0.1, s.probe_secret)} for s in stores]
+    public = {q for q in queries if split.in_share(q, split.PROBES, 0.1)}
+    assert all(150 <= len(c) <= 250 for c in chosen)
+    # knowing the code (the unkeyed hash) no longer tells a sender where its feedback goes
+    assert len(chosen[0] & public) < 50 and len(chosen[0] & chosen[1]) < 50
+
+
+def test_feedback_keeps_its_key_and_a_daily_quota_counts_it(store):
+    from embedloop.core.labels.feedback import DailyQuotaExceeded
+
+    items = [FeedbackItem(query=f"question {i}", positive_id="d1") for i in range(8)]
+    store.add(items[:5], origin="api", probe_fraction=0.0, key="team", daily_limit=6)
+    assert {p.key for p in store.pairs()} == {"team"}
+    with pytest.raises(DailyQuotaExceeded) as refused:
+        store.add(items[5:], origin="api", probe_fraction=0.0, key="team", daily_limit=6)
+    assert 86_000 < refused.value.retry_after_s <= 86_400 and rows(store) == 5  # nothing of the batch written
+    store.add(items[5:], origin="api", probe_fraction=0.0, key="other", daily_limit=6)  # another key's own day
+    assert rows(store) == 8
+
+
+def test_purge_deletes_untrained_pairs_marks_trained_ones_and_drops_probe_judgements(store):
+    probes = ProbeStore(store.engine)
+    honest = [FeedbackItem(query=f"honest {i}", positive_id="d1") for i in range(4)]
+    store.add(honest, origin="api", probe_fraction=0.0, key="good")
+    bad = [FeedbackItem(query=f"poison {i}", positive_id="d3") for i in range(6)]
+    store.add(bad[:3], origin="api", probe_fraction=0.0, key="bad")  # ids 5-7: a version trains up to id 6
+    store.add(bad[3:], origin="api", probe_fraction=1.0, key="bad")  # all three become probe judgements
+    store.add([FeedbackItem(query="poison 3", positive_id="d1")], origin="api", probe_fraction=1.0, key="good")
+    before = len(probes.load().query_ids)
+    result = store.purge("bad", trained_upto=6)
+    assert (result.deleted_pairs, result.marked_pairs, result.deleted_probes) == (1, 2, 3)
+    assert {p.query for p in store.pairs()} == {f"honest {i}" for i in range(4)}  # marked ones are never used
+    assert rows(store) == 6  # ... but stay, for lineage
+    kept = probes.load()
+    assert len(kept.query_ids) == before - 2  # "poison 3" stays: another key's judgement of it remains
+    assert all("d3" not in relevant for relevant in kept.relevant)
+    assert store.purge("bad", trained_upto=6) == type(result)(0, 0, 0)
