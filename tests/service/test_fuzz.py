@@ -26,14 +26,16 @@ ROUTES = [
     ("POST", "/admin/keys"), ("POST", "/admin/keys/{name}/revoke"),
 ]
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40),
+    st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
     max_leaves=20)
 plausible = st.fixed_dictionaries({}, optional={  # near-valid bodies reach deeper than random JSON
     "model": st.sampled_from(["embedloop", "embedloop@v1", "embedloop@v99", "other"]) | st.text(max_size=10),
     "input": st.text(max_size=30) | st.lists(st.text(max_size=30), max_size=4) | st.lists(st.integers(), max_size=4),
     "encoding_format": st.sampled_from(["float", "base64", "int8"]), "dimensions": st.integers(-5, 1000),
-    "query": st.text(max_size=30), "positive_id": st.sampled_from(["d1", "nope"]), "positive_text": st.text(max_size=30),
+    "query": st.text(max_size=30), "positive_id": st.sampled_from(["d1", "nope"]),
+    "positive_text": st.text(max_size=30),
     "negative_ids": st.lists(st.text(max_size=5), max_size=3), "group": st.text(max_size=10),
     "reason": st.text(max_size=10) | st.integers(), "actor": st.text(max_size=10), "to": st.text(max_size=5),
     "name": st.text(max_size=20), "scopes": st.lists(st.sampled_from(["embed", "feedback", "admin", "x"])),
