@@ -156,6 +156,10 @@ class RetrainSettings(Group):
     replay_ratio: float = Field(0.5, ge=0, description="replayed earlier pairs per new pair")
     max_key_share: float = Field(0.5, gt=0, le=1, description="most of a run's training pairs one API key's "
                                  "feedback may make up (a sample of the excess is left out); 1 = no cap")
+    plausible_rank: int = Field(100, ge=0, description="a new pair is implausible when the parent ranks its answer "
+                                "below this place for its question; 0 = no screening")
+    max_implausible_share: float = Field(0.5, ge=0, le=1, description="a key with more implausible new pairs than "
+                                         "this share has all its new pairs left out of the run")
     validation_fraction: float = Field(0.05, gt=0, lt=1, description="share of pairs (by query hash) held out")
     max_validation: int = Field(200, ge=10, description="validation queries used to choose the interpolation")
 

@@ -14,7 +14,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from embedloop.core.labels import split
@@ -36,6 +36,7 @@ class TrainingData:
     feedback_upto: int
     by_source: dict[str, int]  # new pairs trained on, per API key ("(no key)": imports and keyless feedback)
     capped: dict[str, int]  # new pairs left out per key by the share cap
+    screening: dict = field(default_factory=dict)  # what screening against the parent left out (set by the run)
 
     @property
     def new_pairs(self) -> int:
@@ -47,12 +48,27 @@ class TrainingData:
                 "new_validation": self.new_validation, "excluded_retention": self.excluded,
                 "replayed_pairs": self.replayed, "train_pairs": len(self.train),
                 "validation_pairs": len(self.validation), "feedback_upto": self.feedback_upto,
-                "by_source": self.by_source, "capped_by_key_share": self.capped}
+                "by_source": self.by_source, "capped_by_key_share": self.capped, "screening": self.screening}
+
+    def leave_out(self, keys: set[str], after_id: int, screening: dict) -> None:
+        """Leave out the new pairs (id > ``after_id``) of ``keys``, from training and validation."""
+        def suspect(p: TrainingPair) -> bool:
+            return p.key in keys and p.feedback_id > after_id
+
+        removed = [p for p in self.train if suspect(p)]
+        self.train = [p for p in self.train if not suspect(p)]
+        self.validation = [p for p in self.validation if not suspect(p)]
+        self.screening = screening
+        self.new_train -= len(removed)
+        for source, n in Counter(map(source_of, removed)).items():
+            self.by_source[source] -= n
 
     def account(self, parent: str) -> str:
         """One sentence that adds up."""
         excluded = f", {self.excluded} left out (in the retention set)" if self.excluded else ""
         capped = "".join(f", {n} from key {k} left out (retrain.max_key_share)" for k, n in self.capped.items())
+        capped += "".join(f", {n} from key {k} left out (its answers mostly implausible to the parent)"
+                          for k, n in self.screening.get("left_out_by_key", {}).items())
         return (f"{self.new_feedback} new feedback pairs since {parent}: {self.new_train} to train on, "
                 f"{self.new_validation} held out for validation{excluded}{capped}; {self.replayed} earlier pairs "
                 f"replayed; training on {len(self.train)}, validating on {len(self.validation)}")
