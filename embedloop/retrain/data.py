@@ -5,7 +5,9 @@ trained on, minus a validation split held out by a hash of the query (so a valid
 never trained on, in this run or a later one). Probe queries never reach the feedback table at
 all, and nothing from the retention set (evaluation only) is trained on: pairs that touch it are
 left out and counted. No single API key's feedback may make up more than ``retrain.max_key_share``
-of the pairs a run trains on: a seeded sample of a key's excess is left out, and counted per key.
+of a run's new pairs: a seeded sample of a key's excess is left out, and counted per key. The cap
+weighs a key against the run's other new pairs (other keys, imports); a key that is the only source
+of new pairs has nothing to be weighed against and is not capped (screening and the gates remain).
 """
 
 from __future__ import annotations
@@ -105,18 +107,18 @@ def source_of(pair: TrainingPair) -> str:
     return pair.key or NO_KEY
 
 
-def cap_key_shares(new: list[TrainingPair], replayed: int, share: float,
+def cap_key_shares(new: list[TrainingPair], share: float,
                    rng: random.Random) -> tuple[list[TrainingPair], dict[str, int]]:
-    """``new`` with each key's pairs cut to at most ``share`` of the run's training pairs (its new
-    pairs plus ``replayed``), measured against everyone else's; and how many were cut per key."""
+    """``new`` with each key's pairs cut to at most ``share`` of the new pairs, measured against
+    everyone else's (a sole source is not cut); and how many were cut per key."""
     if share >= 1:
         return new, {}
     counts = Counter(p.key for p in new if p.key is not None)
     cut: dict[str, int] = {}
     for key, mine in counts.items():
-        others = len(new) - mine + replayed
+        others = len(new) - mine
         allowed = math.floor(share / (1 - share) * others)
-        if mine > allowed:
+        if others and mine > allowed:
             cut[key] = mine - allowed
     if not cut:
         return new, {}
@@ -137,10 +139,10 @@ def assemble(store: FeedbackStore, parent: ModelVersion, settings: RetrainSettin
     new_train = [p for p in new if not is_validation(p.query, settings.validation_fraction)]
     old_train = [p for p in old if not is_validation(p.query, settings.validation_fraction)]
     rng = random.Random(seed)
+    new_validation = len(new) - len(new_train)
+    new_train, capped = cap_key_shares(new_train, settings.max_key_share, rng)
     replay = rng.sample(old_train, min(len(old_train), round(settings.replay_ratio * len(new_train))))
     validation = rng.sample(held, min(len(held), settings.max_validation))
-    new_validation = len(new) - len(new_train)
-    new_train, capped = cap_key_shares(new_train, len(replay), settings.max_key_share, rng)
     return TrainingData(train=new_train + replay, validation=validation, new_feedback=len(new) + excluded,
                         new_train=len(new_train), new_validation=new_validation, excluded=excluded,
                         replayed=len(replay), feedback_upto=last,

@@ -80,3 +80,12 @@ def test_one_key_may_supply_at_most_its_share_of_a_run(engine):
     assert [p.feedback_id for p in same.train] == [p.feedback_id for p in capped.train]  # seeded
     uncapped = assemble(store, base, RetrainSettings(validation_fraction=0.05, max_key_share=1.0), seed=1)
     assert uncapped.capped == {} and uncapped.by_source["flood"] > 350
+
+
+def test_a_key_that_is_the_only_source_of_new_pairs_is_not_capped(engine):
+    CorpusStore(engine).add({"d1": "an answer"})
+    store = FeedbackStore(engine)
+    store.add([FeedbackItem(query=f"only {i}", positive_id="d1") for i in range(200)], origin="api",
+              probe_fraction=0.0, key="clinic")
+    alone = assemble(store, SimpleNamespace(training={}), RetrainSettings(validation_fraction=0.05), seed=1)
+    assert alone.capped == {} and alone.by_source == {"clinic": alone.new_train} and alone.new_train > 180
