@@ -140,3 +140,24 @@ def test_settings_shows_what_is_in_effect_and_refuses_unknown_ones(tmp_path, mon
     (home / "config.yaml").write_text("retrain:\n  policy: auto\n")
     refused = run("settings", home=home)
     assert refused.exit_code == 1 and "retrain.policy" in refused.output and "Traceback" not in refused.output
+
+
+def test_keys_create_list_revoke_and_purge_refusals(tmp_path):
+    home = tmp_path / "home"
+    made = run("keys", "create", "--name", "team", "--scopes", "embed,feedback", "--quota",
+               "embed_requests_per_s=5", home=home)
+    assert made.exit_code == 0 and made.output.strip().splitlines()[-1].startswith("el_")
+    listed = runner.invoke(app, ["keys", "list", "--home", str(home)], env={"COLUMNS": "200"})
+    assert "team" in listed.output and "embed,feedback" in listed.output and "embed_requests_per_s=5" in listed.output
+    assert made.output.strip().splitlines()[-1] not in listed.output
+    for args, message in [(["keys", "create", "--name", "x", "--scopes", "write"], "unknown scope"),
+                          (["keys", "create", "--name", "y", "--scopes", "embed", "--quota", "rps"],
+                           "NAME=WHOLE_NUMBER"),
+                          (["keys", "create", "--name", "team", "--scopes", "embed"], "exists already"),
+                          (["keys", "revoke", "nobody"], "no key named"),
+                          (["feedback", "purge", "--key", "nobody"], "no key named")]:
+        refused = run(*args, home=home)
+        assert refused.exit_code == 1 and message in refused.output, (args, refused.output)
+    assert run("keys", "revoke", "team", "--reason", "gone", home=home).exit_code == 0
+    purged = run("feedback", "purge", "--key", "team", home=home)  # a revoked key's feedback can still go
+    assert purged.exit_code == 0 and "0 pairs deleted" in purged.output
