@@ -158,6 +158,10 @@ def test_keys_create_list_revoke_and_purge_refusals(tmp_path):
                           (["feedback", "purge", "--key", "nobody"], "no key named")]:
         refused = run(*args, home=home)
         assert refused.exit_code == 1 and message in refused.output, (args, refused.output)
+    changed = run("keys", "quota", "team", "embed_requests_per_s=default", "embed_texts_per_min=600", home=home)
+    assert changed.exit_code == 0 and "team: embed_texts_per_min=600" in changed.output
+    assert run("keys", "quota", "team", "tokens=5", home=home).exit_code == 1
+    assert run("models", "history", home=home).exit_code == 0
     assert run("keys", "revoke", "team", "--reason", "gone", home=home).exit_code == 0
     purged = run("feedback", "purge", "--key", "team", home=home)  # a revoked key's feedback can still go
     assert purged.exit_code == 0 and "0 pairs deleted" in purged.output

@@ -42,6 +42,27 @@ def keys_create(
     print(secret)  # plain, so that it can be piped
 
 
+@keys_app.command("quota")
+def keys_quota(
+    name: str = typer.Argument(..., help="the key's name"),
+    quota: list[str] = typer.Argument(..., help="NAME=N, or NAME=default to follow the settings again"),
+    reason: str = typer.Option("", help="why (kept in the audit log)"),
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Change a key's own quotas without changing its secret; services apply them within access.refresh_s."""
+    from embedloop.core.access.keys import AccessError
+
+    changes = {}
+    for text in quota:
+        field, _, value = text.partition("=")
+        changes[field.strip()] = None if value.strip() == "default" else parse_quota(text)[1]
+    try:
+        key = open_state(home).keys.set_quotas(name, changes, reason=reason)
+    except AccessError as exc:
+        fail(str(exc))
+    console.print(f"{key.name}: " + (" ".join(f"{k}={v}" for k, v in sorted(key.quotas.items())) or "settings' quotas"))
+
+
 @keys_app.command("list")
 def keys_list(home: Optional[Path] = HomeOption) -> None:
     """Every key, revoked ones included (who had access, and until when)."""

@@ -140,6 +140,25 @@ class KeyStore:
                              details={"key": name, "key_id": row.key_id}))
             return ApiKey.of(row)
 
+    def set_quotas(self, name: str, quotas: dict[str, int | None], *, actor: str | None = None,
+                   reason: str = "") -> ApiKey:
+        """Change a key's own quotas (None: back to the settings'), keeping its secret."""
+        changes = {k: v for k, v in quotas.items() if v is not None}
+        check_quotas(changes)
+        unknown = [k for k in quotas if k not in QUOTAS]
+        if unknown:
+            raise AccessError(f"unknown quota {unknown[0]!r}; quotas are {', '.join(QUOTAS)}")
+        with self.registry.session() as s, s.begin():
+            row = s.get(KeyRow, name, with_for_update=True)
+            if row is None:
+                raise UnknownKey(f"no key named {name!r}")
+            before = dict(row.quotas or {})
+            after = {k: v for k, v in {**before, **quotas}.items() if v is not None}
+            row.quotas = after
+            s.add(AuditEntry(actor=actor or default_actor(), action=Action.KEY_QUOTAS.value, reason=reason,
+                             details={"key": name, "from": before, "to": after}))
+            return ApiKey.of(row)
+
     def keys(self) -> list[ApiKey]:
         with self.registry.session() as s:
             return [ApiKey.of(r) for r in s.scalars(select(KeyRow).order_by(KeyRow.created_at))]

@@ -46,6 +46,7 @@ class Action(str, Enum):
     ROLLBACK = "rollback"
     KEY_CREATE = "key_create"
     KEY_REVOKE = "key_revoke"
+    KEY_QUOTAS = "key_quotas"
     FEEDBACK_PURGE = "feedback_purge"
 
 

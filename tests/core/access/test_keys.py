@@ -60,3 +60,16 @@ def test_bad_key_requests_are_refused_and_write_nothing(store, name, scopes, quo
     with store.registry.session() as s:
         assert s.scalars(select(KeyRow)).all() == []
     assert store.registry.history() == []
+
+
+def test_a_keys_quotas_change_without_changing_its_secret(store):
+    _, secret = store.create("a", frozenset({Scope.EMBED}), quotas={"embed_requests_per_s": 5})
+    changed = store.set_quotas("a", {"embed_requests_per_s": None, "feedback_items_per_day": 10}, actor="ops")
+    assert changed.quotas == {"feedback_items_per_day": 10}
+    assert store.by_digest()[0][digest_of(secret)].quotas == {"feedback_items_per_day": 10}
+    entry = store.registry.history(1)[0]
+    assert entry.action == "key_quotas" and entry.details["from"] == {"embed_requests_per_s": 5}
+    with pytest.raises(AccessError):
+        store.set_quotas("a", {"tokens": 1})
+    with pytest.raises(UnknownKey):
+        store.set_quotas("b", {"embed_requests_per_s": 1})
