@@ -11,50 +11,39 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import TypeVar
 
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from embedloop.core.access.keys import ApiKey, Scope, check_quotas, parse_scopes
+from embedloop.core.validation import first_problem
+from embedloop.service.admin_schemas import Body, KeyCreateBody, MoveBody
 from embedloop.service.body import parse_json
 from embedloop.service.errors import ApiError
 from embedloop.service.server import Server
 
 MAX_BODY = 64 * 1024
+B = TypeVar("B", bound=BaseModel)
 
 
-@dataclass(frozen=True)
-class MoveRequest:
-    actor: str
-    reason: str
-    to: str | None
-
-
-async def read_payload(request: Request) -> dict:
+async def read(request: Request, model: type[B]) -> B:
+    """The body as ``model`` (an empty body is an empty object); 400 naming the first problem."""
     body = await request.body()
     if len(body) > MAX_BODY:
         raise ApiError(413, "admin request body too large", code="request_too_large")
-    return parse_json(body) if body.strip() else {}
+    try:
+        return model.model_validate(parse_json(body) if body.strip() else {})
+    except ValidationError as exc:
+        problem = first_problem(exc)
+        raise ApiError(400, str(problem), code="invalid_value", param=problem.field or None) from None
 
 
-def strings(payload: dict, *names: str) -> dict[str, str | None]:
-    for name in names:
-        if payload.get(name) is not None and not isinstance(payload[name], str):
-            raise ApiError(400, f"{name} must be a string", code="invalid_value", param=name)
-    return {name: payload.get(name) for name in names}
-
-
-def actor_of(key: ApiKey | None, named: str | None) -> str:
-    who = f"key:{key.name}" if key else "admin-api"
-    return f"{named} ({who})" if named else who
-
-
-async def read_move(request: Request) -> MoveRequest:
-    """The body of a move: optional ``reason``, ``actor`` and ``to`` (strings)."""
-    given = strings(await read_payload(request), "reason", "actor", "to")
-    return MoveRequest(actor_of(request.state.admin_key, given["actor"]), given["reason"] or "", given["to"])
+def actor_of(request: Request, body: Body) -> str:
+    key: ApiKey = request.state.admin_key
+    return f"{body.actor} (key:{key.name})" if body.actor else f"key:{key.name}"
 
 
 def admin(handler: Callable[[Request, Server], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
@@ -68,24 +57,25 @@ def admin(handler: Callable[[Request, Server], Awaitable[Response]]) -> Callable
 
 @admin
 async def approve(request: Request, server: Server) -> Response:
-    asked = await read_move(request)
+    asked = await read(request, MoveBody)
     move = await asyncio.to_thread(server.state.promotion.approve, request.path_params["version"],
-                                   actor=asked.actor, reason=asked.reason)
+                                   actor=actor_of(request, asked), reason=asked.reason or "")
     return JSONResponse({"alias": move.alias, "from": move.from_version, "to": move.to_version})
 
 
 @admin
 async def reject(request: Request, server: Server) -> Response:
-    version, asked = request.path_params["version"], await read_move(request)
-    await asyncio.to_thread(server.state.promotion.reject, version, actor=asked.actor, reason=asked.reason)
+    version, asked = request.path_params["version"], await read(request, MoveBody)
+    await asyncio.to_thread(server.state.promotion.reject, version, actor=actor_of(request, asked),
+                            reason=asked.reason or "")
     return JSONResponse({"version": version, "state": "rejected"})
 
 
 @admin
 async def rollback(request: Request, server: Server) -> Response:
-    asked = await read_move(request)
-    move = await asyncio.to_thread(server.state.promotion.rollback, to=asked.to, actor=asked.actor,
-                                   reason=asked.reason)
+    asked = await read(request, MoveBody)
+    move = await asyncio.to_thread(server.state.promotion.rollback, to=asked.to, actor=actor_of(request, asked),
+                                   reason=asked.reason or "")
     return JSONResponse({"alias": move.alias, "from": move.from_version, "to": move.to_version})
 
 
@@ -128,29 +118,18 @@ async def list_keys(request: Request, server: Server) -> Response:
 @admin
 async def create_key(request: Request, server: Server) -> Response:
     """``{"name": …, "scopes": ["embed", …], "quotas": {…}, "reason": …}``; the secret is in this answer only."""
-    payload = await read_payload(request)
-    given = strings(payload, "name", "reason", "actor")
-    if not given["name"]:
-        raise ApiError(400, "name is required", code="invalid_value", param="name")
-    scopes = payload.get("scopes")
-    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-        raise ApiError(400, "scopes must be a list of strings (embed, feedback, admin)", code="invalid_value",
-                       param="scopes")
-    quotas = payload.get("quotas") or {}
-    if not isinstance(quotas, dict):
-        raise ApiError(400, "quotas must be an object", code="invalid_value", param="quotas")
+    asked = await read(request, KeyCreateBody)
     key, secret = await asyncio.to_thread(
-        server.state.keys.create, given["name"], parse_scopes(scopes), quotas=check_quotas(quotas),
-        actor=actor_of(request.state.admin_key, given["actor"]), reason=given["reason"] or "")
+        server.state.keys.create, asked.name, parse_scopes(asked.scopes), quotas=check_quotas(asked.quotas),
+        actor=actor_of(request, asked), reason=asked.reason or "")
     return JSONResponse({**key_card(key), "secret": secret}, status_code=201)
 
 
 @admin
 async def revoke_key(request: Request, server: Server) -> Response:
-    given = strings(await read_payload(request), "reason", "actor")
+    asked = await read(request, Body)
     key = await asyncio.to_thread(server.state.keys.revoke, request.path_params["name"],
-                                  actor=actor_of(request.state.admin_key, given["actor"]),
-                                  reason=given["reason"] or "")
+                                  actor=actor_of(request, asked), reason=asked.reason or "")
     return JSONResponse(key_card(key))
 
 

@@ -14,6 +14,7 @@ from embedloop.service.embeddings import embeddings, list_models
 from embedloop.service.errors import HANDLERS
 from embedloop.service.feedback import post_feedback
 from embedloop.service.observe import ObservedRequests
+from embedloop.service.openapi import routes as openapi_routes
 from embedloop.service.server import Server
 
 
@@ -35,6 +36,7 @@ def create_app(server: Server | None = None) -> Starlette:
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/feedback", post_feedback, methods=["POST"]),
             *admin_routes,
+            *openapi_routes(),
         ],
         middleware=[Middleware(ObservedRequests)],
         exception_handlers=HANDLERS,

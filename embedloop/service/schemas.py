@@ -5,15 +5,21 @@ validating thousands of floats through pydantic models on the way out costs more
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, WithJsonSchema, field_validator
+
+TEXT = {"type": "string", "minLength": 1, "pattern": r"\S"}
+# What the route accepts, stated for clients: the route itself answers blank texts with `empty_input`.
+Input = Annotated[StrictStr | list[StrictStr], WithJsonSchema(
+    {"anyOf": [TEXT, {"type": "array", "items": TEXT, "minItems": 1}],
+     "description": "a text or a list of texts (at most serving.max_inputs); token-id arrays are refused"})]
 
 
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    input: StrictStr | list[StrictStr]
+    input: Input
     model: StrictStr
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: StrictInt | None = Field(None, ge=1)
@@ -29,3 +35,55 @@ class EmbeddingRequest(BaseModel):
 
     def texts(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else list(self.input)
+
+
+# -- what the routes answer (described for /openapi.json; built as dicts on the hot path) --------
+class Embedding(BaseModel):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str = Field(description="floats, or base64 of little-endian float32")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str = Field(description="embedloop@<version>: the version that made the vectors")
+    usage: Usage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+    version: str
+    dimensions: int
+    max_input_tokens: int
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+class FeedbackResult(BaseModel):
+    object: Literal["feedback.result"]
+    accepted: int
+    to_probes: int
+    duplicates: int
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
