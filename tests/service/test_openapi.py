@@ -8,8 +8,8 @@ import shutil
 import httpx
 import pytest
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import positive_data_acceptance
 
 from embedloop.core.access.keys import Scope
 from tests.conftest import make_state
