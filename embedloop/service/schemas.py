@@ -30,7 +30,8 @@ class EmbeddingRequest(BaseModel):
     @classmethod
     def _no_token_arrays(cls, value: object) -> object:
         if isinstance(value, list) and value and all(isinstance(v, (int, list)) for v in value):
-            raise ValueError("token-id arrays are not supported; send text")
+            raise ValueError("token-id arrays are not supported; send text (LangChain's OpenAIEmbeddings sends "
+                             "token ids unless created with check_embedding_ctx_length=False)")
         return value
 
     def texts(self) -> list[str]:

@@ -207,3 +207,11 @@ async def test_tampered_version_is_refused_and_production_stays(served, tiny_bas
     assert response.status_code == 200 and response.headers[VERSION_HEADER] == "v1"
     pinned = await embed(client, input="x", model="embedloop@v2")
     assert pinned.status_code == 503 and "sha256" in pinned.json()["error"]["message"]
+
+
+async def test_token_id_arrays_are_refused_with_the_langchain_flag_named(served):
+    client, _ = await served()
+    response = await embed(client, input=[[101, 2054, 102]])
+    error = response.json()["error"]
+    assert response.status_code == 400 and error["param"] == "input"
+    assert "check_embedding_ctx_length=False" in error["message"]
