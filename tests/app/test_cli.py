@@ -165,3 +165,12 @@ def test_keys_create_list_revoke_and_purge_refusals(tmp_path):
     assert run("keys", "revoke", "team", "--reason", "gone", home=home).exit_code == 0
     purged = run("feedback", "purge", "--key", "team", home=home)  # a revoked key's feedback can still go
     assert purged.exit_code == 0 and "0 pairs deleted" in purged.output
+
+
+def test_serve_refuses_to_open_the_network_without_keys(tmp_path, tiny_registered):
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(tiny_registered, home)
+    refused = run("serve", "--host", "0.0.0.0", home=home)
+    assert refused.exit_code == 1 and "no API keys exist" in refused.output and "--allow-open" in refused.output

@@ -18,6 +18,7 @@ from embedloop.app.cli.labels import corpus_app, feedback_app
 from embedloop.app.cli.models import models_app
 from embedloop.app.cli.retrain import retrain_command, runs_command
 from embedloop.app.cli.settings import settings_command
+from embedloop.core.state import State
 
 app = typer.Typer(help="embedloop: a self-tuning embedding server.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -68,18 +69,34 @@ def init(
         console.print(f"production -> {version.name}")
 
 
+def require_keys_off_loopback(state: State, host: str, allow_open: bool) -> None:
+    """Beyond loopback, an API without keys lets anyone who reaches it teach the model."""
+    import ipaddress
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not allow_open and not state.keys.by_digest()[1]:
+        fail(f"no API keys exist, so anyone who can reach {host} could embed and send feedback that trains the "
+             "model: create one first (`embedloop keys create`), or pass --allow-open to serve without keys")
+
+
 @app.command()
 def serve(
     port: Optional[int] = typer.Option(None, help="port (default from settings: 3000)"),
     host: Optional[str] = typer.Option(None, help="address to bind (default 127.0.0.1)"),
+    allow_open: bool = typer.Option(False, help="serve beyond loopback even though no API key exists"),
     home: Optional[Path] = HomeOption,
 ) -> None:
     """Serve the embeddings API (BentoML) until stopped."""
     state = open_state(home)
     require_production(state)
     settings = state.settings
+    host = host or settings.serving.host
+    require_keys_off_loopback(state, host, allow_open)
     args = [sys.executable, "-m", "bentoml", "serve", "embedloop.service.bento:EmbeddingService",
-            "--host", host or settings.serving.host, "--port", str(port or settings.serving.port)]
+            "--host", host, "--port", str(port or settings.serving.port)]
     state.close()
     # The server takes this process over (signals reach it directly) and reads its settings at start-up.
     os.execve(sys.executable, args, child_environment(settings))
