@@ -5,6 +5,7 @@ export the figures. Declared drift asks for retraining."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -21,6 +22,12 @@ NAME = "drift"
 def uniform_sample(n_items: int, k: int, seed: int = 0) -> np.ndarray:
     """Sorted indices of ``min(k, n_items)`` items drawn uniformly without replacement."""
     return np.sort(np.random.default_rng(seed).choice(n_items, size=min(k, n_items), replace=False))
+
+
+def window_by_key(rows: list) -> dict[str, float]:
+    """Which API keys sent the window's queries (shares), so a drift can be traced to a client."""
+    counts = Counter(r.key or "(no key)" for r in rows)
+    return {key: round(n / len(rows), 4) for key, n in counts.most_common()}
 
 
 class DriftCheck:
@@ -86,7 +93,8 @@ class DriftCheck:
                     break
                 streak += 1
         declared = result.drifted and streak >= d.consecutive
-        figures = {**result.as_dict(), "streak": streak, "reference_origin": reference.origin}
+        figures = {**result.as_dict(), "streak": streak, "reference_origin": reference.origin,
+                   "window_by_key": window_by_key(rows)}
         store.add_drift_run(version, max(r.ts for r in rows), result.drifted, declared, figures)
         metrics.DRIFT_SHARE.set(result.share_drifted)
         metrics.DRIFT_MIN_P.set(result.min_p_adjusted)

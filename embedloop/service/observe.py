@@ -76,6 +76,6 @@ class ObservedRequests:
         if writer is None or version is None:  # refused before a version was chosen: nothing to attribute
             return
         record: RequestRecord = state.get("querylog_record") or RequestRecord(version, status, 0, 0, 0.0)
-        record.status, record.latency_ms = status, elapsed * 1000
+        record.status, record.latency_ms, record.key = status, elapsed * 1000, state.get("key")
         writer.submit(record)
         metrics.QUERYLOG_DEPTH.set(writer.depth())

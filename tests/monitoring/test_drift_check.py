@@ -29,11 +29,11 @@ def queries_by_source():
     return by_source
 
 
-def log_traffic(state, texts):
+def log_traffic(state, texts, key=None):
     encoder = load_encoder(state.settings, state.registry.get("v1"))
     vectors = encoder.encode(texts)
     tokens = encoder.tokenize(texts)
-    records = [RequestRecord("v1", 200, 1, t.n_tokens, 1.0, [SampledText(text, t.n_tokens, v)])
+    records = [RequestRecord("v1", 200, 1, t.n_tokens, 1.0, [SampledText(text, t.n_tokens, v)], key=key)
                for text, t, v in zip(texts, tokens, vectors)]
     state.querylog.write(records, Privacy.TEXT)
     time.sleep(0.01)
@@ -49,12 +49,15 @@ def test_drift_is_declared_after_consecutive_shifted_windows(tiny_home, queries_
     assert first.status is CheckStatus.WAITING
     assert state.checks.reference("v1").origin == "traffic"
 
-    log_traffic(state, queries_by_source["GARD"][400:550])
+    log_traffic(state, queries_by_source["GARD"][400:550], key="search")
     stationary = check()
     assert stationary.status is CheckStatus.OK and stationary.trigger is None
+    assert stationary.figures["window_by_key"] == {"search": 1.0}
 
-    log_traffic(state, queries_by_source["NHLBI"][:150])
+    log_traffic(state, queries_by_source["NHLBI"][:100], key="new-client")
+    log_traffic(state, queries_by_source["GARD"][550:600], key="search")
     shifted = check()
+    assert shifted.figures["window_by_key"] == {"new-client": 0.6667, "search": 0.3333}  # who moved it
     assert shifted.status is CheckStatus.DRIFTED and shifted.trigger is None  # one window is not enough
     log_traffic(state, queries_by_source["NHLBI"][150:300])
     declared = check()

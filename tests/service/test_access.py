@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from embedloop.app.cli.main import app as cli
@@ -109,6 +110,10 @@ def test_every_route_needs_a_key_with_its_scope(home, server, keys):
     for route in routes:
         assert routes[route](None).status_code == 401
     assert keys["search"] not in server.log.read_text()  # secrets are never logged
+    time.sleep(1.5)  # the query log writes in the background
+    with make_state(home) as state, state.querylog.engine.connect() as conn:
+        logged = dict(conn.execute(text("SELECT key_name, count(*) FROM requests GROUP BY key_name")).all())
+    assert logged.get("search", 0) >= 1 and logged.get(None, 0) >= 2  # the open-mode requests had no key
 
 
 def test_revocation_takes_effect_without_a_restart(home, server, keys):

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 
 from embedloop.core.settings import Privacy, QueryLogSettings
-from embedloop.core.storage.database import create_tables
+from embedloop.core.storage.database import add_missing_columns, create_tables
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ requests_table = Table(
     Column("n_texts", Integer, nullable=False),
     Column("n_tokens", Integer, nullable=False),
     Column("latency_ms", Float, nullable=False),
+    Column("key_name", String(64), nullable=True),  # the API key that sent it (None: no keys configured)
 )
 
 samples_table = Table(
@@ -60,7 +61,9 @@ samples_table = Table(
     Column("text_sha256", String(64), nullable=True),
     Column("n_tokens", Integer, nullable=False),
     Column("embedding", LargeBinary, nullable=False),
+    Column("key_name", String(64), nullable=True),
 )
+ADDED_COLUMNS = {"requests": ["key_name"], "query_samples": ["key_name"]}
 
 
 @dataclass
@@ -76,6 +79,7 @@ class LoggedSample:
     text: str | None
     n_tokens: int
     embedding: np.ndarray
+    key: str | None = None
 
 
 @dataclass
@@ -86,6 +90,7 @@ class RequestRecord:
     n_tokens: int
     latency_ms: float
     samples: list[SampledText] = field(default_factory=list)
+    key: str | None = None  # the API key's name
     ts: float = field(default_factory=time.time)
 
 
@@ -97,6 +102,7 @@ def sample_row(record: RequestRecord, sample: SampledText, privacy: Privacy) -> 
         "text_sha256": hashlib.sha256(sample.text.encode()).hexdigest() if privacy is Privacy.HASH else None,
         "n_tokens": sample.n_tokens,
         "embedding": np.asarray(sample.embedding, dtype=np.float16).tobytes(),
+        "key_name": record.key,
     }
 
 
@@ -104,11 +110,12 @@ class QueryLogStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         create_tables(metadata, engine)
+        add_missing_columns(metadata, engine, ADDED_COLUMNS)
 
     def write(self, records: list[RequestRecord], privacy: Privacy) -> None:
         reqs = [
             {"ts": r.ts, "version": r.version, "status": r.status, "n_texts": r.n_texts,
-             "n_tokens": r.n_tokens, "latency_ms": r.latency_ms}
+             "n_tokens": r.n_tokens, "latency_ms": r.latency_ms, "key_name": r.key}
             for r in records
         ]
         samples = [sample_row(r, s, privacy) for r in records for s in r.samples]
@@ -145,7 +152,7 @@ class QueryLogStore:
         """Logged samples in arrival order; ``newest`` keeps only the last N (after ``since``);
         ``ids`` restricts them to those rows."""
         query = select(samples_table.c.ts, samples_table.c.text, samples_table.c.n_tokens,
-                       samples_table.c.embedding).order_by(samples_table.c.id.desc())
+                       samples_table.c.embedding, samples_table.c.key_name).order_by(samples_table.c.id.desc())
         if version is not None:
             query = query.where(samples_table.c.version == version)
         if ids is not None:
@@ -156,8 +163,8 @@ class QueryLogStore:
             query = query.limit(newest)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [LoggedSample(r.ts, r.text, r.n_tokens, np.frombuffer(r.embedding, dtype=np.float16).astype(np.float32))
-                for r in reversed(rows)]
+        return [LoggedSample(r.ts, r.text, r.n_tokens, np.frombuffer(r.embedding, dtype=np.float16).astype(np.float32),
+                             r.key_name) for r in reversed(rows)]
 
     def count_requests(self) -> int:
         with self.engine.connect() as conn:

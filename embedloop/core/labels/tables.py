@@ -21,9 +21,8 @@ from sqlalchemy import (
     inspect,
     text,
 )
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from embedloop.core.storage.database import create_tables
+from embedloop.core.storage.database import add_missing_columns, create_tables
 
 metadata = MetaData()
 
@@ -79,21 +78,4 @@ def create_label_tables(engine: Engine) -> None:
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE probe_docs RENAME TO documents"))
     create_tables(metadata, engine)
-    add_missing_columns(engine)
-
-
-def add_missing_columns(engine: Engine) -> None:
-    """Columns added since a table was first created (all nullable, so old rows stay valid)."""
-    inspector = inspect(engine)
-    for table, columns in ADDED_COLUMNS.items():
-        present = {c["name"] for c in inspector.get_columns(table)}
-        for name in columns:
-            if name not in present:
-                column = metadata.tables[table].c[name]
-                type_ = column.type.compile(dialect=engine.dialect)
-                try:
-                    with engine.begin() as conn:
-                        conn.execute(text(f'ALTER TABLE {table} ADD COLUMN "{name}" {type_}'))
-                except (OperationalError, ProgrammingError) as exc:  # another process added it meanwhile
-                    if "duplicate column" not in str(exc) and "already exists" not in str(exc):
-                        raise
+    add_missing_columns(metadata, engine, ADDED_COLUMNS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
@@ -60,6 +60,24 @@ def create_tables(metadata: MetaData, engine: Engine, attempts: int = 5) -> None
             if not racing or attempt == attempts - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
+
+
+def add_missing_columns(metadata: MetaData, engine: Engine, added: dict[str, list[str]]) -> None:
+    """Columns added to ``metadata``'s tables since a database was created (nullable ones, so old
+    rows stay valid); another process adding the same column at the same moment is fine."""
+    inspector = inspect(engine)
+    for table, columns in added.items():
+        present = {c["name"] for c in inspector.get_columns(table)}
+        for name in columns:
+            if name in present:
+                continue
+            type_ = metadata.tables[table].c[name].type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f'ALTER TABLE {table} ADD COLUMN "{name}" {type_}'))
+            except (OperationalError, ProgrammingError) as exc:
+                if "duplicate column" not in str(exc) and "already exists" not in str(exc):
+                    raise
 
 
 def insert_new(conn: Connection, table: Table, rows: dict | list[dict]) -> int:

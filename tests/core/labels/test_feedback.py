@@ -114,3 +114,22 @@ def test_purge_deletes_untrained_pairs_marks_trained_ones_and_drops_probe_judgem
     assert len(kept.query_ids) == before - 2  # "poison 3" stays: another key's judgement of it remains
     assert all("d3" not in relevant for relevant in kept.relevant)
     assert store.purge("bad", trained_upto=6) == type(result)(0, 0, 0)
+
+
+def test_a_database_from_before_keys_gains_the_new_columns_and_keeps_its_rows(tmp_path):
+    from sqlalchemy import text
+
+    from embedloop.core.storage.database import open_engine
+
+    engine = open_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:  # the feedback table as it was before API keys
+        conn.execute(text('CREATE TABLE feedback (id INTEGER PRIMARY KEY, query_hash VARCHAR(64) NOT NULL, '
+                          'query TEXT NOT NULL, doc_id VARCHAR(256) NOT NULL, negative_ids JSON NOT NULL, '
+                          '"group" VARCHAR(128) NOT NULL, origin VARCHAR(32) NOT NULL, added_at FLOAT NOT NULL, '
+                          'UNIQUE (query_hash, doc_id))'))
+        conn.execute(text("INSERT INTO feedback VALUES (1, 'h', 'old question', 'd1', '[]', 'g', 'import', 1.0)"))
+    CorpusStore(engine).add({"d1": "an answer"})
+    store = FeedbackStore(engine)
+    store.add([FeedbackItem(query="new question", positive_id="d1")], origin="api", probe_fraction=0.0, key="k")
+    assert [(p.query, p.key) for p in store.pairs()] == [("old question", None), ("new question", "k")]
+    FeedbackStore(engine)  # opening again changes nothing
