@@ -92,6 +92,13 @@ async def test_admin_needs_the_bearer_token(client):
     assert ok.status_code == 200 and ok.json()["data"][0]["aliases"] == ["production"]
 
 
+async def test_the_admin_token_does_not_close_the_open_routes(client):
+    http, _ = client
+    ok = await http.post("/v1/feedback", json={"query": "What is glaucoma?", "positive_id": "d1"},
+                         headers={"authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200  # no keys yet: /v1 is open whatever credential comes along
+
+
 async def test_admin_is_off_without_a_token(serve):
     http, _ = await serve()
     async with http:
