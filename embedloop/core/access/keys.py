@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, String, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from embedloop.core.models.registry import Action, AuditEntry, Base, Registry, default_actor, utcnow
@@ -117,15 +118,19 @@ class KeyStore:
         key_id = secrets.token_hex(4)
         secret = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
         actor = actor or default_actor()
-        with self.registry.session() as s, s.begin():
-            if s.get(KeyRow, name) is not None:
-                raise KeyConflict(f"a key named {name!r} exists already (revoked keys keep their name)")
-            row = KeyRow(name=name, key_id=key_id, digest=digest_of(secret), scopes=sorted(scopes), quotas=quotas,
-                         created_at=utcnow(), created_by=actor)
-            s.add(row)
-            s.add(AuditEntry(actor=actor, action=Action.KEY_CREATE.value, reason=reason,
-                             details={"key": name, "key_id": key_id, "scopes": sorted(scopes), "quotas": quotas}))
-            key = ApiKey.of(row)
+        taken = KeyConflict(f"a key named {name!r} exists already (revoked keys keep their name)")
+        try:
+            with self.registry.session() as s, s.begin():
+                if s.get(KeyRow, name) is not None:
+                    raise taken
+                row = KeyRow(name=name, key_id=key_id, digest=digest_of(secret), scopes=sorted(scopes),
+                             quotas=quotas, created_at=utcnow(), created_by=actor)
+                s.add(row)
+                s.add(AuditEntry(actor=actor, action=Action.KEY_CREATE.value, reason=reason,
+                                 details={"key": name, "key_id": key_id, "scopes": sorted(scopes), "quotas": quotas}))
+                key = ApiKey.of(row)
+        except IntegrityError:  # created by someone else between the check and the insert
+            raise taken from None
         return key, secret
 
     def revoke(self, name: str, *, actor: str | None = None, reason: str = "") -> ApiKey:
