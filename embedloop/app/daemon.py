@@ -49,6 +49,8 @@ class Daemon:
 
     def schedule(self) -> None:
         now = datetime.now(timezone.utc)
+        for name in ("drift", "probe"):  # at 0 from the start, so rates and alerts have a series to read
+            metrics.CHECK_FAILURES.labels(name)
         for name, check, interval in (("drift", DriftCheck(self.state), self.settings.drift.interval_s),
                                       ("probe", ProbeCheck(self.state), self.settings.probes.interval_s)):
             self.scheduler.add_job(self.run_check, "interval", args=(name, check), seconds=interval, id=name,

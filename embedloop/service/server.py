@@ -48,6 +48,8 @@ class Server:
         return self.pool.ready and not self.draining
 
     async def start(self) -> None:
+        for reason in ("overloaded", "deadline"):  # at 0 from the start: rate() needs a series
+            metrics.REJECTED.labels(reason)
         await asyncio.to_thread(self.access.load)
         log.warning("%s", self.access.describe("this port"))
         if self.querylog is not None:
