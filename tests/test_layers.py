@@ -1,5 +1,6 @@
 """The import floors of the design: core <- stages (never each other) <- app (wiring) <- demo, and
-inside the core: storage <- the domains (models, labels, history) <- evaluation <- state. Also:
+inside the core: storage <- the domains (models, labels, history; access on models) <- evaluation
+<- state. Also:
 only the edges read the environment; everything else gets its settings passed in."""
 
 import ast
@@ -23,6 +24,7 @@ CORE_ALLOWED = {
     "models": {"storage", "models", *CORE_MODULES},
     "labels": {"storage", "labels", *CORE_MODULES},
     "history": {"storage", "history", *CORE_MODULES},
+    "access": {"storage", "models", "access", *CORE_MODULES},  # keys live beside the registry and its audit log
     "evaluation": {"models", "labels", "evaluation", *CORE_MODULES},
     **{module: CORE_MODULES for module in CORE_MODULES},
 }
