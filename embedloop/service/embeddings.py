@@ -1,11 +1,10 @@
 """``POST /v1/embeddings`` and ``GET /v1/models``, OpenAI-compatible.
 
-A request's steps: refuse while draining; check its key's scope and request quota; refuse while
-the queue has no room for the tokens the body's
-length suggests (before the body is read); read and validate the body; count its texts against the
-key's quota; admit its texts or refuse
-them (:mod:`embedloop.service.admission`); choose the version, tokenize, queue the texts for the
-batcher, shape the vectors, answer. Errors are raised and answered by their handlers
+A request's steps: refuse while draining; check its key's scope and request quota; refuse while the
+queue has no room for the tokens the body's length suggests (before the body is read); read and
+validate the body; count its texts against the key's quota; admit its texts or refuse them
+(:mod:`embedloop.service.admission`); choose the version, tokenize, queue the texts for the batcher,
+shape the vectors, answer. Errors are raised and answered by their handlers
 (:mod:`embedloop.service.errors`); metrics and the query log are :mod:`embedloop.service.observe`'s.
 """
 
