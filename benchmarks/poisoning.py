@@ -1,7 +1,7 @@
 """Feedback poisoning on MedQuAD: what the per-key share cap and the gates do against one key that
 teaches a consistent wrong mapping, next to honest feedback from another key.
 
-    .venv/bin/python benchmarks/poisoning.py [--scenarios honest,poison-defaults] [--work DIR]
+    .venv/bin/python benchmarks/poisoning.py [--scenarios honest,poison-screening] [--work DIR]
 
 Four MedQuAD sources (NINDS, NIDDK, CancerGov, MPlusHealthTopics): their answers are the corpus,
 their test questions the probe set (imported: what the approver trusts). Key ``clinic`` sends
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import DATASETS, REPO, base_home, save
+from common import DATASETS, REPO, RESULTS, base_home, save
 
 from embedloop.core.evaluation.probes import score_probes
 from embedloop.core.labels.beir import load_beir
@@ -42,11 +42,13 @@ MEDQUAD = DATASETS / "medquad"
 SOURCES = ("NINDS", "NIDDK", "CancerGov", "MPlusHealthTopics")
 CLI = str(REPO / ".venv" / "bin" / "embedloop")
 HONEST, POISON = 800, 300
+RESULT = RESULTS / "poisoning.json"
 SCENARIOS = {  # name -> (mallory sends?, retrain.max_key_share, retrain.plausible_rank)
-    "honest": (False, 0.5, 100),
+    "honest": (False, 1.0, 100),
     "poison-no-defence": (True, 1.0, 0),
     "poison-cap-only": (True, 0.5, 0),
-    "poison-defaults": (True, 0.5, 100),  # share cap and screening against the parent
+    "poison-screening": (True, 1.0, 100),  # the defaults
+    "poison-screening-and-cap": (True, 0.5, 100),
 }
 
 
@@ -128,18 +130,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--work", type=Path, default=Path("/tmp/embedloop-poisoning"))
+    parser.add_argument("--keep", action="store_true", help="keep the saved results of scenarios not run now")
     args = parser.parse_args()
     base = args.work / "base"
-    prepare_base(base)
-    results = {name: run_scenario(base, args.work, name) for name in args.scenarios.split(",")}
-    if "honest" in results and results["honest"].get("candidate"):
-        reference = results["honest"]["candidate"]["mrr@10"]
-        for name, result in results.items():
-            if name != "honest":
-                got = result.get("candidate", {}).get("mrr@10")
-                result["vs_honest"] = None if got is None else round(got - reference, 4)
-                result["target_met"] = result["status"] == "rejected" or abs(result["vs_honest"]) <= 0.01
-    save("poisoning", {"sources": SOURCES, "honest_pairs": HONEST, "poison_pairs": POISON, "scenarios": results})
+    if not (base / "registry.db").exists():
+        prepare_base(base)
+    # Scenarios are saved as they finish, beside those of earlier invocations (each with its commit).
+    results = json.loads(RESULT.read_text())["scenarios"] if args.keep and RESULT.exists() else {}
+    for name in args.scenarios.split(","):
+        results[name] = {**run_scenario(base, args.work, name), "commit": commit()}
+        compare(results)
+        save("poisoning", {"sources": SOURCES, "honest_pairs": HONEST, "poison_pairs": POISON,
+                           "scenarios": results})
+
+
+def compare(results: dict) -> None:
+    """Each poisoned scenario against the honest one: the target is a rejected run or a candidate
+    within 0.01 MRR@10 of the honest candidate."""
+    if not results.get("honest", {}).get("candidate"):
+        return
+    reference = results["honest"]["candidate"]["mrr@10"]
+    for name, result in results.items():
+        if name != "honest":
+            got = result.get("candidate", {}).get("mrr@10")
+            result["vs_honest"] = None if got is None else round(got - reference, 4)
+            result["target_met"] = result["status"] == "rejected" or abs(result["vs_honest"]) <= 0.01
+
+
+def commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                          text=True).stdout.strip()
 
 
 if __name__ == "__main__":

@@ -154,9 +154,9 @@ class RetrainSettings(Group):
     cooldown_s: float = Field(3600.0, ge=0, description="quiet time after a run that produced a version")
     lease_ttl_s: float = Field(120.0, gt=1, description="a run that stops heart-beating loses its lease")
     replay_ratio: float = Field(0.5, ge=0, description="replayed earlier pairs per new pair")
-    max_key_share: float = Field(0.5, gt=0, le=1, description="most of a run's new pairs one API key's feedback "
-                                 "may make up when others sent some too (a sample of the excess is left out); "
-                                 "1 = no cap")
+    max_key_share: float = Field(1.0, gt=0, le=1, description="most of a run's new pairs (after screening) one "
+                                 "API key's feedback may make up when others sent some too (a sample of the excess "
+                                 "is left out); 1 = no cap. It also cuts an honest majority key: see docs/access.md")
     plausible_rank: int = Field(100, ge=0, description="a new pair is implausible when the parent ranks its answer "
                                 "below this place for its question; 0 = no screening")
     max_implausible_share: float = Field(0.5, ge=0, le=1, description="a key with more implausible new pairs than "

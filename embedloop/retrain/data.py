@@ -4,10 +4,10 @@ New feedback since the parent version, plus a replay sample of the pairs earlier
 trained on, minus a validation split held out by a hash of the query (so a validation query is
 never trained on, in this run or a later one). Probe queries never reach the feedback table at
 all, and nothing from the retention set (evaluation only) is trained on: pairs that touch it are
-left out and counted. No single API key's feedback may make up more than ``retrain.max_key_share``
-of a run's new pairs: a seeded sample of a key's excess is left out, and counted per key. The cap
-weighs a key against the run's other new pairs (other keys, imports); a key that is the only source
-of new pairs has nothing to be weighed against and is not capped (screening and the gates remain).
+left out and counted. The run then screens each key's new pairs against the parent
+(:mod:`embedloop.retrain.screening`) and, if ``retrain.max_key_share`` is below 1, cuts any key's
+new pairs to that share of what is left (:meth:`TrainingData.cap`) — after screening, so that a
+key screening removed does not cost the others their pairs.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class TrainingData:
     excluded: int  # of those, left out because they touch the retention set
     replayed: int  # earlier pairs trained on again
     feedback_upto: int
+    after_id: int  # pairs with a higher id are new: the parent was trained up to here
     by_source: dict[str, int]  # new pairs trained on, per API key ("(no key)": imports and keyless feedback)
     capped: dict[str, int]  # new pairs left out per key by the share cap
     screening: dict = field(default_factory=dict)  # what screening against the parent left out (set by the run)
@@ -52,10 +53,10 @@ class TrainingData:
                 "validation_pairs": len(self.validation), "feedback_upto": self.feedback_upto,
                 "by_source": self.by_source, "capped_by_key_share": self.capped, "screening": self.screening}
 
-    def leave_out(self, keys: set[str], after_id: int, screening: dict) -> None:
-        """Leave out the new pairs (id > ``after_id``) of ``keys``, from training and validation."""
+    def leave_out(self, keys: set[str], screening: dict) -> None:
+        """Leave out the new pairs of ``keys``, from training and validation."""
         def suspect(p: TrainingPair) -> bool:
-            return p.key in keys and p.feedback_id > after_id
+            return p.key in keys and p.feedback_id > self.after_id
 
         removed = [p for p in self.train if suspect(p)]
         self.train = [p for p in self.train if not suspect(p)]
@@ -64,6 +65,16 @@ class TrainingData:
         self.new_train -= len(removed)
         for source, n in Counter(map(source_of, removed)).items():
             self.by_source[source] -= n
+
+    def cap(self, share: float, seed: int) -> None:
+        """Cut each key's new pairs to at most ``share`` of the new pairs (see :func:`cap_key_shares`)."""
+        new = [p for p in self.train if p.feedback_id > self.after_id]
+        kept, self.capped = cap_key_shares(new, share, random.Random(seed))
+        if self.capped:
+            ids = {p.feedback_id for p in kept}
+            self.train = [p for p in self.train if p.feedback_id <= self.after_id or p.feedback_id in ids]
+            self.new_train = len(kept)
+            self.by_source = dict(Counter(map(source_of, kept)))
 
     def account(self, parent: str) -> str:
         """One sentence that adds up."""
@@ -139,11 +150,9 @@ def assemble(store: FeedbackStore, parent: ModelVersion, settings: RetrainSettin
     new_train = [p for p in new if not is_validation(p.query, settings.validation_fraction)]
     old_train = [p for p in old if not is_validation(p.query, settings.validation_fraction)]
     rng = random.Random(seed)
-    new_validation = len(new) - len(new_train)
-    new_train, capped = cap_key_shares(new_train, settings.max_key_share, rng)
     replay = rng.sample(old_train, min(len(old_train), round(settings.replay_ratio * len(new_train))))
     validation = rng.sample(held, min(len(held), settings.max_validation))
     return TrainingData(train=new_train + replay, validation=validation, new_feedback=len(new) + excluded,
-                        new_train=len(new_train), new_validation=new_validation, excluded=excluded,
-                        replayed=len(replay), feedback_upto=last,
-                        by_source=dict(Counter(map(source_of, new_train))), capped=capped)
+                        new_train=len(new_train), new_validation=len(new) - len(new_train), excluded=excluded,
+                        replayed=len(replay), feedback_upto=last, after_id=upto,
+                        by_source=dict(Counter(map(source_of, new_train))), capped={})

@@ -26,7 +26,7 @@ from embedloop.core.models.registry import PRODUCTION, ModelVersion, VersionStat
 from embedloop.core.models.versions import Assessment, graph_key, load_encoder, recover, register_version, version_dir
 from embedloop.core.progress import Progress, no_progress
 from embedloop.core.state import State
-from embedloop.retrain.data import TrainingData, assemble, held_out_texts, trained_upto
+from embedloop.retrain.data import TrainingData, assemble, held_out_texts
 from embedloop.retrain.finetune import load_checkpoint, train
 from embedloop.retrain.gates import Gates, ServedGraph
 from embedloop.retrain.heartbeat import LEASE_NAME, Heartbeat
@@ -121,14 +121,14 @@ class Run:
         vectors = cached_corpus_embeddings(self.parent_encoder, graph_key(parent), doc_ids, corpus,
                                            settings.corpus_cache_dir, self.progress)
         embeddings = ServedEmbeddings(self.parent_encoder, vectors, corpus)
-        screened = screen(embeddings, self.data.train, trained_upto(parent), settings.retrain)
+        screened = screen(embeddings, self.data.train, self.data.after_id, settings.retrain)
         if screened.left_out:
-            self.data.leave_out(set(screened.left_out), trained_upto(parent),
-                                screened.summary(settings.retrain.plausible_rank))
+            self.data.leave_out(set(screened.left_out), screened.summary(settings.retrain.plausible_rank))
             log.warning("left out the new feedback of %s: most of its answers are outside the parent's top %d",
                         ", ".join(screened.left_out), settings.retrain.plausible_rank)
         elif screened.implausible:
             self.data.screening = screened.summary(settings.retrain.plausible_rank)
+        self.data.cap(settings.retrain.max_key_share, settings.training.seed)
         parent_model = load_checkpoint(parent_checkpoint)
         examples, mined = mine(parent_model, embeddings, self.data.train, settings.mining, settings.training.seed)
         validation_set = ValidationSet.build(embeddings, self.data.validation, settings.training.seed,

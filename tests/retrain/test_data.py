@@ -68,7 +68,10 @@ def test_one_key_may_supply_at_most_its_share_of_a_run(engine):
     store.add([FeedbackItem(query=f"imported {i}", positive_id="d1") for i in range(50)], origin="import",
               probe_fraction=0.0)
     base = SimpleNamespace(training={})
-    capped = assemble(store, base, RetrainSettings(validation_fraction=0.05, max_key_share=0.25), seed=1)
+    settings = RetrainSettings(validation_fraction=0.05)
+    capped = assemble(store, base, settings, seed=1)
+    assert capped.capped == {} and capped.by_source["flood"] > 350  # the run caps after screening
+    capped.cap(0.25, seed=1)
     by = capped.by_source
     new = sum(by.values())
     assert by["flood"] <= 0.25 * new + 1 and capped.capped["flood"] > 250  # cut to a quarter of what is trained
@@ -76,9 +79,11 @@ def test_one_key_may_supply_at_most_its_share_of_a_run(engine):
     assert capped.new_train == new == len(capped.train)
     assert "from key flood left out (retrain.max_key_share)" in capped.account("v1")
     assert capped.summary()["by_source"] == by
-    same = assemble(store, base, RetrainSettings(validation_fraction=0.05, max_key_share=0.25), seed=1)
+    same = assemble(store, base, settings, seed=1)
+    same.cap(0.25, seed=1)
     assert [p.feedback_id for p in same.train] == [p.feedback_id for p in capped.train]  # seeded
-    uncapped = assemble(store, base, RetrainSettings(validation_fraction=0.05, max_key_share=1.0), seed=1)
+    uncapped = assemble(store, base, settings, seed=1)
+    uncapped.cap(1.0, seed=1)
     assert uncapped.capped == {} and uncapped.by_source["flood"] > 350
 
 
@@ -88,4 +93,5 @@ def test_a_key_that_is_the_only_source_of_new_pairs_is_not_capped(engine):
     store.add([FeedbackItem(query=f"only {i}", positive_id="d1") for i in range(200)], origin="api",
               probe_fraction=0.0, key="clinic")
     alone = assemble(store, SimpleNamespace(training={}), RetrainSettings(validation_fraction=0.05), seed=1)
+    alone.cap(0.5, seed=1)
     assert alone.capped == {} and alone.by_source == {"clinic": alone.new_train} and alone.new_train > 180
