@@ -48,7 +48,6 @@ SCENARIOS = {  # name -> (mallory sends?, retrain.max_key_share, retrain.plausib
     "poison-no-defence": (True, 1.0, 0),
     "poison-cap-only": (True, 0.5, 0),
     "poison-screening": (True, 1.0, 100),  # the defaults
-    "poison-screening-and-cap": (True, 0.5, 100),
 }
 
 
@@ -61,6 +60,8 @@ def prepare_base(home: Path) -> None:
     relevant = {d for data in (train, test) for q, docs in data.qrels.items()
                 if data.queries[q]["source"] in SOURCES for d in docs}
     with State(load_settings(home)) as state:
+        state.feedback.probe_secret  # noqa: B018 - create the installation's secret here: every scenario
+        # copies this folder, so all of them split feedback between probes and training alike
         state.corpus.add({d: train.corpus[d] for d in sorted(relevant)})
         state.probes.add([ProbeQuery(q, test.queries[q]["text"], test.queries[q]["source"], tuple(test.qrels[q]))
                           for q in sorted(test.qrels) if test.queries[q]["source"] in SOURCES])
@@ -133,7 +134,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the saved results of scenarios not run now")
     args = parser.parse_args()
     base = args.work / "base"
-    if not (base / "registry.db").exists():
+    if not (base / "registry.db").exists() or not args.keep:
         prepare_base(base)
     # Scenarios are saved as they finish, beside those of earlier invocations (each with its commit).
     results = json.loads(RESULT.read_text())["scenarios"] if args.keep and RESULT.exists() else {}
