@@ -96,12 +96,20 @@ def tiny_registered(tmp_path_factory, tiny_base):
     return home
 
 
+def copy_home(source: Path, folder: Path, docs: dict[str, str] | None = None) -> Path:
+    """A private copy of the state folder ``source`` at ``folder/home``, with ``docs`` added to its corpus."""
+    home = folder / "home"
+    shutil.copytree(source, home)
+    if docs:
+        with make_state(home) as state:
+            state.corpus.add(docs)
+    return home
+
+
 @pytest.fixture
 def tiny_home(tmp_path, tiny_registered) -> Path:
     """A private copy of the tiny state folder."""
-    home = tmp_path / "home"
-    shutil.copytree(tiny_registered, home)
-    return home
+    return copy_home(tiny_registered, tmp_path)
 
 
 def free_port() -> int:

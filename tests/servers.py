@@ -20,6 +20,7 @@ class Server:
     process: subprocess.Popen
     url: str
     log: Path
+    home: Path
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM our server (it drains), then the rest of its process group if anything lingers."""
@@ -45,7 +46,7 @@ def start_server(home: Path, log: Path, *, target: list[str] | None = None, env:
     with open(log, "w") as fh:
         process = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, env=environment,
                                    stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(process, f"http://127.0.0.1:{port}", log)
+    server = Server(process, f"http://127.0.0.1:{port}", log, home)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

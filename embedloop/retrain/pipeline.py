@@ -122,12 +122,11 @@ class Run:
                                            settings.corpus_cache_dir, self.progress)
         embeddings = ServedEmbeddings(self.parent_encoder, vectors, corpus)
         screened = screen(embeddings, self.data.train, self.data.after_id, settings.retrain)
-        if screened.left_out:
+        if screened.implausible:
             self.data.leave_out(set(screened.left_out), screened.summary(settings.retrain.plausible_rank))
+        if screened.left_out:
             log.warning("left out the new feedback of %s: most of its answers are outside the parent's top %d",
                         ", ".join(screened.left_out), settings.retrain.plausible_rank)
-        elif screened.implausible:
-            self.data.screening = screened.summary(settings.retrain.plausible_rank)
         self.data.cap(settings.retrain.max_key_share, settings.training.seed)
         parent_model = load_checkpoint(parent_checkpoint)
         examples, mined = mine(parent_model, embeddings, self.data.train, settings.mining, settings.training.seed)

@@ -4,6 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from embedloop.app.cli.main import app
+from tests.conftest import copy_home
 
 runner = CliRunner()
 
@@ -168,9 +169,6 @@ def test_keys_create_list_revoke_and_purge_refusals(tmp_path):
 
 
 def test_serve_refuses_to_open_the_network_without_keys(tmp_path, tiny_registered):
-    import shutil
-
-    home = tmp_path / "home"
-    shutil.copytree(tiny_registered, home)
+    home = copy_home(tiny_registered, tmp_path)
     refused = run("serve", "--host", "0.0.0.0", home=home)
     assert refused.exit_code == 1 and "no API keys exist" in refused.output and "--allow-open" in refused.output

@@ -21,7 +21,7 @@ import yaml
 
 from embedloop.core.labels.beir import load_beir
 from embedloop.core.labels.probes import ProbeQuery
-from tests.conftest import DATASETS, REPO, free_port, make_state
+from tests.conftest import DATASETS, REPO, copy_home, free_port, make_state
 from tests.monitoring.test_rules_and_dashboard import DASHBOARD, PROMETHEUS
 from tests.servers import start_server
 
@@ -58,8 +58,7 @@ def test_left_of_comparison():
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, tiny_registered):
-    home = tmp_path_factory.mktemp("prometheus") / "home"
-    shutil.copytree(tiny_registered, home)
+    home = copy_home(tiny_registered, tmp_path_factory.mktemp("prometheus"))
     test = load_beir(DATASETS / "medquad", "test")
     ids = sorted(test.qrels)[:40]
     docs = {d for q in ids for d in test.qrels[q]} | set(sorted(test.corpus)[:200])

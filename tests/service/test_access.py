@@ -3,7 +3,6 @@ model); keys are made with the command line while the server runs, as an operato
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import httpx
@@ -12,7 +11,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from embedloop.app.cli.main import app as cli
-from tests.conftest import make_state
+from tests.conftest import copy_home, make_state
 from tests.servers import start_server
 
 pytestmark = pytest.mark.integration
@@ -21,11 +20,8 @@ REFRESH_S = 0.3
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, tiny_registered):
-    home = tmp_path_factory.mktemp("access") / "home"
-    shutil.copytree(tiny_registered, home)
-    with make_state(home) as state:
-        state.corpus.add({"d1": "Glaucoma damages the optic nerve.", "d2": "Asthma narrows the airways."})
-    return home
+    return copy_home(tiny_registered, tmp_path_factory.mktemp("access"),
+                     {"d1": "Glaucoma damages the optic nerve.", "d2": "Asthma narrows the airways."})
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import numpy as np
 import pytest
 
 from embedloop.core.access.keys import Scope
-from tests.conftest import make_state
+from tests.conftest import copy_home, make_state
 from tests.servers import start_server
 
 pytestmark = pytest.mark.integration
@@ -17,10 +16,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_registered):
-    home = tmp_path_factory.mktemp("clients") / "home"
-    shutil.copytree(tiny_registered, home)
-    srv = start_server(home, tmp_path_factory.mktemp("logs") / "server.log")
-    srv.home = home
+    srv = start_server(copy_home(tiny_registered, tmp_path_factory.mktemp("clients")),
+                       tmp_path_factory.mktemp("logs") / "server.log")
     yield srv
     srv.stop()
 

@@ -3,7 +3,6 @@ keys and then with keys: the answer is never a 5xx, and every error is an OpenAI
 
 from __future__ import annotations
 
-import shutil
 import time
 from urllib.parse import quote
 
@@ -13,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from embedloop.core.access.keys import Scope
-from tests.conftest import make_state
+from tests.conftest import copy_home, make_state
 from tests.servers import start_server
 
 pytestmark = pytest.mark.integration
@@ -49,13 +48,9 @@ queries = st.sampled_from(["", "?limit=5", "?limit=0", "?limit=abc", "?limit=999
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_registered):
-    home = tmp_path_factory.mktemp("fuzz") / "home"
-    shutil.copytree(tiny_registered, home)
-    with make_state(home) as state:
-        state.corpus.add({"d1": "Glaucoma damages the optic nerve."})
+    home = copy_home(tiny_registered, tmp_path_factory.mktemp("fuzz"), {"d1": "Glaucoma damages the optic nerve."})
     srv = start_server(home, tmp_path_factory.mktemp("logs") / "server.log",
                        env={"EMBEDLOOP_ACCESS__REFRESH_S": "0.2", "EMBEDLOOP_ADMIN__TOKEN": "bootstrap-token"})
-    srv.home = home
     yield srv
     srv.stop()
 

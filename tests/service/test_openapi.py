@@ -3,8 +3,6 @@ description: no 5xx, and no answer that breaks the description (status, content 
 
 from __future__ import annotations
 
-import shutil
-
 import httpx
 import pytest
 import schemathesis
@@ -12,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
 from embedloop.core.access.keys import Scope
-from tests.conftest import make_state
+from tests.conftest import copy_home, make_state
 from tests.servers import start_server
 
 pytestmark = pytest.mark.integration
@@ -20,10 +18,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_registered):
-    home = tmp_path_factory.mktemp("openapi") / "home"
-    shutil.copytree(tiny_registered, home)
+    home = copy_home(tiny_registered, tmp_path_factory.mktemp("openapi"), {"d1": "Glaucoma damages the optic nerve."})
     with make_state(home) as state:
-        state.corpus.add({"d1": "Glaucoma damages the optic nerve."})
         _, secret = state.keys.create("contract", frozenset(Scope))
     srv = start_server(home, tmp_path_factory.mktemp("logs") / "server.log")
     srv.secret = secret
