@@ -41,10 +41,10 @@ class Access:
     def load(self) -> None:
         self.keys, self.keyed = self.store.by_digest()
 
-    def describe(self, where: str) -> str:
+    def describe(self) -> str:
         if self.keyed:
             return f"API keys required on every route ({len(self.keys)} active)"
-        return (f"no API keys yet: /v1/embeddings and /v1/feedback are open to anyone who can reach {where}; "
+        return ("no API keys yet: /v1/embeddings and /v1/feedback are open to anyone who can reach this port; "
                 "`embedloop keys create` makes every route need a key")
 
     async def follow(self) -> None:

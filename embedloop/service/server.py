@@ -51,7 +51,7 @@ class Server:
         for reason in ("overloaded", "deadline"):  # at 0 from the start: rate() needs a series
             metrics.REJECTED.labels(reason)
         await asyncio.to_thread(self.access.load)
-        log.warning("%s", self.access.describe("this port"))
+        log.warning("%s", self.access.describe())
         if self.querylog is not None:
             self.querylog.start()
         try:

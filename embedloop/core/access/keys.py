@@ -95,10 +95,14 @@ def parse_scopes(text: str | list[str]) -> frozenset[Scope]:
     return frozenset(Scope(n) for n in names)
 
 
-def check_quotas(quotas: dict[str, Any]) -> dict[str, int]:
+def check_quotas(quotas: dict[str, Any], *, resets: bool = False) -> dict[str, Any]:
+    """``quotas`` if every name is a quota and every value a whole number >= 0 (or, with ``resets``,
+    None: back to the settings' value)."""
     for name, value in quotas.items():
         if name not in QUOTAS:
             raise AccessError(f"unknown quota {name!r}; quotas are {', '.join(QUOTAS)}")
+        if value is None and resets:
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise AccessError(f"quota {name} must be a whole number >= 0")
     return dict(quotas)
@@ -148,11 +152,7 @@ class KeyStore:
     def set_quotas(self, name: str, quotas: dict[str, int | None], *, actor: str | None = None,
                    reason: str = "") -> ApiKey:
         """Change a key's own quotas (None: back to the settings'), keeping its secret."""
-        changes = {k: v for k, v in quotas.items() if v is not None}
-        check_quotas(changes)
-        unknown = [k for k in quotas if k not in QUOTAS]
-        if unknown:
-            raise AccessError(f"unknown quota {unknown[0]!r}; quotas are {', '.join(QUOTAS)}")
+        check_quotas(quotas, resets=True)
         with self.registry.session() as s, s.begin():
             row = s.get(KeyRow, name, with_for_update=True)
             if row is None:
