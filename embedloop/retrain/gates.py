@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from embedloop.core.evaluation.changes import changed_queries
 from embedloop.core.evaluation.paired import PairedComparison, compare
 from embedloop.core.evaluation.probes import ProbeScores, score_probes
 from embedloop.core.evaluation.sts import sts_spearman
@@ -118,6 +119,7 @@ class Gates:
         a, b = mine.per_query[metric], theirs.per_query[metric]
         gain = self.compare(a, b, s.min_gain)
         report.figures["gain"] = gain.as_dict()
+        report.figures["changed_queries"] = changed_queries(mine, theirs, metric, s.changed_queries)
         bound = f"{s.confidence:.0%} lower bound {signed(gain.ci_low)}"
         if gain.clears:
             report.add("probe gain", True, f"{metric} {signed(gain.mean)} ({bound}) on {gain.queries} queries")

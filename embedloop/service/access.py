@@ -55,17 +55,26 @@ class Access:
             except Exception:  # keep the keys we have; the next refresh tries again
                 log.exception("could not re-read the API keys")
 
+    @property
+    def admin_possible(self) -> bool:
+        """Whether any credential could hold the admin scope (a key exists, or ``admin.token`` is set)."""
+        return self.keyed or self.token_digest is not None
+
+    def key_of(self, digest: str) -> ApiKey | None:
+        """The active key (or ``admin.token``) whose secret has this digest."""
+        key = self.keys.get(digest)
+        if key is None and self.token_digest and hmac.compare_digest(digest, self.token_digest):
+            key = self.token_key
+        return key
+
     def require(self, request: Request, scope: Scope | None) -> ApiKey | None:
         """The request's key, if it may use ``scope`` (None: any key); None when no key is needed."""
         given = bearer(request)
-        digest = digest_of(given) if given else None
-        key = self.keys.get(digest) if digest else None
-        if key is None and digest and self.token_digest and hmac.compare_digest(digest, self.token_digest):
-            key = self.token_key
+        key = self.key_of(digest_of(given)) if given else None
         if key is None:
             if not self.keyed and scope is not Scope.ADMIN:
                 return None
-            if scope is Scope.ADMIN and not self.keyed and self.token_digest is None:
+            if scope is Scope.ADMIN and not self.admin_possible:
                 raise ApiError(503, "the admin API needs a credential: create a key with the admin scope "
                                "(`embedloop keys create --scopes admin`) or set admin.token", code="admin_disabled")
             metrics.AUTH_REFUSALS.labels(scope.value if scope else "any", "401").inc()

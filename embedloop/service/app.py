@@ -15,6 +15,7 @@ from embedloop.service.errors import HANDLERS
 from embedloop.service.feedback import post_feedback
 from embedloop.service.observe import ObservedRequests
 from embedloop.service.openapi import routes as openapi_routes
+from embedloop.service.review.pages import routes as review_routes
 from embedloop.service.server import Server
 
 
@@ -36,6 +37,7 @@ def create_app(server: Server | None = None) -> Starlette:
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/feedback", post_feedback, methods=["POST"]),
             *admin_routes,
+            *review_routes,
             *openapi_routes(),
         ],
         middleware=[Middleware(ObservedRequests)],

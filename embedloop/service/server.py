@@ -10,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from embedloop.core.history.querylog import QueryLogWriter
 from embedloop.core.state import State
+from embedloop.core.storage.secrets import installation_secret
 from embedloop.service import metrics
 from embedloop.service.access import Access
 from embedloop.service.admission import Admission
 from embedloop.service.pool import ModelPool
+from embedloop.service.review.session import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class Server:
                                    min_batch=min(serving.sub_batch_items, serving.max_batch_items))
         self.pool = ModelPool(self.settings, state.registry, self.executor, self.admission)
         self.access = Access(state.keys, self.settings)
+        self.sessions: Sessions | None = None  # review-page logins; at start-up (reads a secret)
         self.querylog: QueryLogWriter | None = None
         if self.settings.querylog.enabled:
             self.querylog = QueryLogWriter(
@@ -51,6 +54,8 @@ class Server:
         for reason in ("overloaded", "deadline"):  # at 0 from the start: rate() needs a series
             metrics.REJECTED.labels(reason)
         await asyncio.to_thread(self.access.load)
+        secret = await asyncio.to_thread(installation_secret, self.state.registry.engine, "review_sessions")
+        self.sessions = Sessions(self.access, secret, self.settings.admin.session_s)
         log.warning("%s", self.access.describe())
         if self.querylog is not None:
             self.querylog.start()

@@ -10,23 +10,10 @@ import typer
 from rich.table import Table
 
 from embedloop.app.cli.common import HomeOption, console, open_state, refused
+from embedloop.core.models.figures import gate_summary
 
 models_app = typer.Typer(help="Inspect and move model versions.", no_args_is_help=True)
 ReasonOption = typer.Option("", help="why (kept in the audit log)")
-
-
-def gate_summary(gates: dict | None) -> str:
-    """'mrr@10 0.9412 vs 0.8801, +0.0611 (≥ +0.0520)': the candidate's probe figure against
-    production's, the mean gain and its lower confidence bound."""
-    if not gates or not gates.get("candidate_probe"):
-        return ""
-    metric = gates["metric"]
-    text = f"{metric} {gates['candidate_probe'][metric]:.4f}"
-    if gates.get("production_probe"):
-        text += f" vs {gates['production_probe'][metric]:.4f}"
-    if gates.get("gain"):
-        text += f", {gates['gain']['mean']:+.4f} (≥ {gates['gain']['ci_low']:+.4f})"
-    return text
 
 
 @models_app.command("list")

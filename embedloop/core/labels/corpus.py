@@ -54,6 +54,11 @@ class CorpusStore:
         with self.engine.begin() as conn:
             return add_documents(conn, docs, time.time())
 
+    def texts(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """The texts of those of ``doc_ids`` that are stored."""
+        with self.engine.connect() as conn:
+            return texts_of(conn, doc_ids)
+
     def all(self) -> tuple[list[str], list[str]]:
         """(ids, texts) of every document, ordered by id."""
         with self.engine.connect() as conn:

@@ -11,7 +11,6 @@ name: a daily quota counts it, a run caps each key's share, and a key's feedback
 from __future__ import annotations
 
 import math
-import secrets
 import time
 from dataclasses import dataclass
 
@@ -26,9 +25,9 @@ from embedloop.core.labels.tables import (
     feedback_table,
     probe_qrels_table,
     probe_queries_table,
-    secrets_table,
 )
 from embedloop.core.storage.database import insert_new
+from embedloop.core.storage.secrets import installation_secret
 
 DAY_S = 86_400.0
 
@@ -103,14 +102,7 @@ class FeedbackStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         create_label_tables(engine)
-        self.probe_secret = self._secret("probe_split")
-
-    def _secret(self, name: str) -> bytes:
-        """The installation's secret of that name, created on first use (the first writer wins)."""
-        with self.engine.begin() as conn:
-            insert_new(conn, secrets_table, {"name": name, "value": secrets.token_hex(32)})
-            return bytes.fromhex(conn.execute(select(secrets_table.c.value)
-                                              .where(secrets_table.c.name == name)).scalar_one())
+        self.probe_secret = installation_secret(engine, "probe_split")
 
     def add(self, items: list[FeedbackItem], *, origin: str, probe_fraction: float, key: str | None = None,
             daily_limit: int | None = None) -> FeedbackResult:

@@ -63,11 +63,6 @@ feedback_table = Table(
     Column("purged_at", Float, nullable=True),  # purged after a version trained on it: kept for lineage, unused
     UniqueConstraint("query_hash", "doc_id"),
 )
-secrets_table = Table(
-    "installation_secrets", metadata,  # per-installation secrets, e.g. the probe split's HMAC key
-    Column("name", String(64), primary_key=True),
-    Column("value", String(128), nullable=False),
-)
 ADDED_COLUMNS = {"probe_queries": ["key_name"], "probe_qrels": ["key_name"], "feedback": ["key_name", "purged_at"]}
 
 

@@ -342,9 +342,12 @@ class Registry:
             s.add(AuditEntry(actor=actor or default_actor(), action=action.value, reason=reason,
                              details=details or {}))
 
-    def history(self, limit: int | None = None) -> list[AuditEntry]:
+    def history(self, limit: int | None = None, version: str | None = None) -> list[AuditEntry]:
+        """Newest first; ``version``: only entries that moved or registered it."""
         with self.session() as s:
             query = select(AuditEntry).order_by(AuditEntry.id.desc())
+            if version is not None:
+                query = query.where((AuditEntry.from_version == version) | (AuditEntry.to_version == version))
             if limit:
                 query = query.limit(limit)
             return list(s.scalars(query))

@@ -1,0 +1,18 @@
+"""Reading the figures a version was registered with, the same way wherever they are shown (the
+command line, the audit log, the review page)."""
+
+from __future__ import annotations
+
+
+def gate_summary(gates: dict | None) -> str:
+    """'mrr@10 0.9412 vs 0.8801, +0.0611 (≥ +0.0520)': the candidate's probe figure against
+    production's, the mean gain and its lower confidence bound."""
+    if not gates or not gates.get("candidate_probe"):
+        return ""
+    metric = gates["metric"]
+    text = f"{metric} {gates['candidate_probe'][metric]:.4f}"
+    if gates.get("production_probe"):
+        text += f" vs {gates['production_probe'][metric]:.4f}"
+    if gates.get("gain"):
+        text += f", {gates['gain']['mean']:+.4f} (≥ {gates['gain']['ci_low']:+.4f})"
+    return text

@@ -1,0 +1,1 @@
+"""The approver's review pages."""
