@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite: unit tests on a tiny model, storage tests on SQLite and on a
 # real PostgreSQL server, integration tests on the real model and a real BentoML server.
-# Installs promtool (Debian package prometheus) and PostgreSQL (package postgresql) if missing, and
+# Installs promtool (Debian package prometheus), Chromium and its driver (chromium, chromium-driver) and
+# PostgreSQL (package postgresql) if missing, and
 # runs PostgreSQL on a free loopback port in a temporary data folder for the length of the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,8 @@ apt_install() {
   $sudo_cmd apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "$@" >/dev/null
 }
 command -v promtool >/dev/null 2>&1 || apt_install prometheus
+# The review page's browser test drives Debian's headless Chromium through its driver.
+command -v chromedriver >/dev/null 2>&1 || apt_install chromium chromium-driver
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
 [ -n "$(pg_bin)" ] || apt_install postgresql || echo "PostgreSQL could not be installed: its tests will be skipped"

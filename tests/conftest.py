@@ -206,3 +206,32 @@ def seed_medquad(state, train_queries: int = 300, probe_queries: int = 60, extra
              for q, d in pairs]
     result = state.feedback.add(items, origin="import", probe_fraction=probe_fraction)
     return {"docs": len(docs), "feedback": result.accepted, "probes": len(test_ids)}
+
+
+# A random tiny model learns something in a few steps only at a high rate.
+REVIEWABLE_SETTINGS = {"retrain": {"min_new_pairs": 50, "validation_fraction": 0.1, "cooldown_s": 0},
+                       "training": {"learning_rate": 1e-3, "epochs": 2},
+                       "gates": {"sts_dataset": str(DATASETS / "stsb_ccbysa" / "test.jsonl")}}
+
+
+@pytest.fixture(scope="session")
+def reviewable(tmp_path_factory, tiny_registered):
+    """Something to review: the tiny model (v1) in production and a waiting candidate (v2) from a
+    real retraining run on a MedQuAD slice, with a probe check of each. Copy it before changing it."""
+    from embedloop.monitoring.probe_check import ProbeCheck
+    from embedloop.retrain.pipeline import retrain
+
+    home = copy_home(tiny_registered, tmp_path_factory.mktemp("reviewable"))
+    with make_state(home, **REVIEWABLE_SETTINGS) as state:
+        seed_medquad(state, probe_queries=200)
+        ProbeCheck(state)()
+        result = retrain(state)
+        assert result.status == "succeeded" and result.version == "v2", result.message
+        ProbeCheck(state)("v2")
+    return home
+
+
+@pytest.fixture
+def review_home(tmp_path, reviewable):
+    """A private copy of :func:`reviewable`."""
+    return copy_home(reviewable, tmp_path)

@@ -1,4 +1,5 @@
-"""The import floors of the design: core <- stages (never each other) <- app (wiring) <- demo, and
+"""The import floors of the design: core <- api (the HTTP contract) <- stages (never each other) <- app
+(wiring), with the client on the api, and the demo on the client; and
 inside the core: storage <- the domains (models, labels, history; access on models) <- evaluation
 <- state. Also:
 only the edges read the environment; everything else gets its settings passed in."""
@@ -12,11 +13,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "embedloop"
 STAGES = {"service", "monitoring", "retrain"}
 ALLOWED = {
     "core": {"core"},
-    "service": {"core", "service"},
+    "api": {"core", "api"},
+    "service": {"core", "api", "service"},
     "monitoring": {"core", "monitoring"},
     "retrain": {"core", "retrain"},
-    "app": {"core", "app", *STAGES},
-    "demo": {"core", "demo"},
+    "app": {"core", "api", "client", "app", *STAGES},
+    "client": {"core", "api", "client"},
+    "demo": {"core", "api", "client", "demo"},
 }
 CORE_MODULES = {"settings", "env", "cpu", "progress", "validation"}  # import no core subpackage
 CORE_ALLOWED = {

@@ -35,6 +35,7 @@ def demo(
     sts: Optional[Path] = typer.Option(None, help="STS-B style jsonl for the retention gate"),
 ) -> None:
     """Play the continual-learning story on real data and write an HTML report."""
+    from embedloop.client import ClientError
     from embedloop.core.env import apply_defaults
     from embedloop.demo.story import Demo, DemoFailed
 
@@ -52,7 +53,7 @@ def demo(
                       lambda text: line.update(text))
         try:
             summary = runner.run()
-        except DemoFailed as exc:
+        except (DemoFailed, ClientError) as exc:
             fail(f"{exc} (logs and the report so far in {out})")
         except KeyboardInterrupt:
             fail(f"stopped; the service and daemon are down, the state in {out / 'state'} is consistent; "

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from embedloop.client import Client
 from embedloop.core.labels.probes import ProbeQuery
 from embedloop.core.models.promotion import ensure_production
 from embedloop.core.models.registry import CANDIDATE, PRODUCTION, VersionState, utc_epoch
@@ -148,12 +149,9 @@ class Demo:
         for process in self.processes:
             self.stop_process(process)
 
-    def admin(self, path: str, body: dict) -> dict:
-        response = httpx.post(f"{self.url}/admin{path}", json=body, timeout=30,
-                              headers={"authorization": f"Bearer {self.token}"})
-        if response.status_code != 200:
-            raise DemoFailed(f"admin {path}: {response.status_code} {response.text}")
-        return response.json()
+    @cached_property
+    def admin(self) -> Client:
+        return Client(self.url, api_key=self.token)
 
     def wait(self, what: str, done, timeout: float, poll: float = 1.0):  # noqa: ANN001
         deadline = time.monotonic() + timeout
@@ -255,13 +253,13 @@ class Demo:
         self.traffic.switch("later", s.pools["later"])
         candidate = self.wait("manual phase: waiting for the next candidate", self._next_candidate,
                               self.pace.candidate_timeout_s, poll=2.0)
-        self.admin(f"/models/{candidate}/approve", {"actor": "demo", "reason": "reviewed the gate figures"})
+        self.admin.approve(candidate, "reviewed the gate figures", actor="demo")
         self.events.add(f"{candidate} approved through the admin API")
         self.wait(f"hot swap to {candidate}", lambda: self.serving_version(candidate), 60, poll=0.5)
-        back = self.admin("/rollback", {"actor": "demo", "reason": "rehearsing a rollback"})
-        self.events.add(f"rolled back to {back['to']}")
-        self.wait(f"hot swap to {back['to']}", lambda: self.serving_version(back["to"]), 60, poll=0.5)
-        self.admin(f"/models/{candidate}/approve", {"actor": "demo", "reason": "approved again after the rehearsal"})
+        back = self.admin.rollback("rehearsing a rollback", actor="demo")
+        self.events.add(f"rolled back to {back.to}")
+        self.wait(f"hot swap to {back.to}", lambda: self.serving_version(back.to), 60, poll=0.5)
+        self.admin.approve(candidate, "approved again after the rehearsal", actor="demo")
         self.events.add(f"{candidate} approved again")
         self.wait(f"hot swap to {candidate}", lambda: self.serving_version(candidate), 60, poll=0.5)
         self.events.add("end")

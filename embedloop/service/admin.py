@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from embedloop.api.admin import Body, KeyCreateBody, MoveBody
 from embedloop.core.access.keys import ApiKey, Scope, check_quotas, parse_scopes
 from embedloop.core.validation import first_problem
-from embedloop.service.admin_schemas import Body, KeyCreateBody, MoveBody
 from embedloop.service.body import parse_json
 from embedloop.service.errors import ApiError
 from embedloop.service.server import Server
@@ -122,6 +122,7 @@ async def create_key(request: Request, server: Server) -> Response:
     key, secret = await asyncio.to_thread(
         server.state.keys.create, asked.name, parse_scopes(asked.scopes), quotas=check_quotas(asked.quotas),
         actor=actor_of(request, asked), reason=asked.reason or "")
+    await asyncio.to_thread(server.access.load)  # usable at once here; other processes within access.refresh_s
     return JSONResponse({**key_card(key), "secret": secret}, status_code=201)
 
 
@@ -130,6 +131,7 @@ async def revoke_key(request: Request, server: Server) -> Response:
     asked = await read(request, Body)
     key = await asyncio.to_thread(server.state.keys.revoke, request.path_params["name"],
                                   actor=actor_of(request, asked), reason=asked.reason or "")
+    await asyncio.to_thread(server.access.load)
     return JSONResponse(key_card(key))
 
 

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from embedloop.api.v1 import EmbeddingRequest
 from embedloop.core.access.keys import Scope
 from embedloop.core.history.querylog import RequestRecord, SampledText
 from embedloop.core.models.encoder import TokenizedText, normalize_rows
@@ -29,7 +30,6 @@ from embedloop.service import metrics
 from embedloop.service.admission import Reservation
 from embedloop.service.body import declared_length, parse_json, read_body
 from embedloop.service.errors import ApiError
-from embedloop.service.schemas import EmbeddingRequest
 from embedloop.service.server import Server
 
 TOKENIZE_INLINE_MAX = 64  # bigger requests tokenize in a thread so the event loop stays free

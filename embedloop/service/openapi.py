@@ -15,9 +15,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from embedloop.api import admin as a
+from embedloop.api import v1 as s
 from embedloop.core.labels.feedback import FeedbackItem
-from embedloop.service import admin_schemas as a
-from embedloop.service import schemas as s
 
 ERRORS = {
     400: "invalid request (the error names the parameter)", 401: "no API key, or an unknown or revoked one",

@@ -1,7 +1,8 @@
-"""The request of the OpenAI embeddings API (plus ``truncate``, an extension).
+"""The public /v1 routes' contract: the embeddings request (OpenAI's, plus ``truncate``, an
+extension) and what /v1/embeddings, /v1/models and /v1/feedback answer.
 
-Responses are built as plain dicts and serialised by orjson in :mod:`embedloop.service.app`:
-validating thousands of floats through pydantic models on the way out costs more than it checks."""
+The service builds its answers as plain dicts serialised by orjson: validating thousands of floats
+through pydantic models on the way out costs more than it checks. The models describe them."""
 
 from __future__ import annotations
 

@@ -1,0 +1,91 @@
+"""The typed client against a real server (BentoML, the tiny model, a waiting candidate)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from embedloop.client import Client, ClientError
+from embedloop.core.access.keys import Scope
+from embedloop.core.labels.feedback import FeedbackItem
+from tests.conftest import copy_home, make_state
+from tests.servers import start_server
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def served(reviewable, tmp_path_factory):
+    """A server, an admin key and a feedback-only key."""
+    folder = tmp_path_factory.mktemp("client")
+    home = copy_home(reviewable, folder)
+    with make_state(home) as state:
+        _, admin = state.keys.create("ops", frozenset({Scope.ADMIN}))
+        _, teacher = state.keys.create("teacher", frozenset({Scope.FEEDBACK}))
+        document = state.corpus.all()[0][0]
+    server = start_server(home, folder / "server.log")
+    yield server, admin, teacher, document
+    server.stop()
+
+
+def test_versions_and_their_gate_figures(served):
+    server, admin, _, _ = served
+    with Client(server.url, admin) as client:
+        versions = {v.version: v for v in client.versions()}
+        assert versions["v1"].aliases == ["production"] and versions["v2"].state == "candidate"
+        candidate = client.version("v2")
+        assert candidate.parent == "v1" and candidate.metrics["gates"]["passed"] is True
+        with pytest.raises(ClientError) as missing:
+            client.version("v99")
+        assert missing.value.status == 404
+
+
+def test_feedback_is_stored_once_and_bad_feedback_is_refused_with_the_services_reason(served):
+    server, _, teacher, document = served
+    with Client(server.url, teacher) as client:
+        item = FeedbackItem(query="what does the client send?", positive_id=document)
+        first = client.feedback(item)
+        assert (first.accepted, first.duplicates) == (1, 0)
+        again = client.feedback([item, FeedbackItem(query="and a second one?", positive_id=document)])
+        assert (again.accepted, again.duplicates) == (1, 1)
+        with pytest.raises(ClientError) as unknown:
+            client.feedback(FeedbackItem(query="q", positive_id="no-such-document"))
+        assert (unknown.value.status, unknown.value.code, unknown.value.param) == (400, "unknown_document", "[0]")
+        with pytest.raises(ClientError) as scope:
+            client.versions()  # a feedback key is no admin
+        assert (scope.value.status, scope.value.code) == (403, "forbidden")
+    with Client(server.url) as anonymous, pytest.raises(ClientError) as none:
+        anonymous.history()
+    assert none.value.status == 401
+
+
+def test_approve_roll_back_reject_and_the_audit_log(served):
+    server, admin, _, _ = served
+    with Client(server.url, admin) as client:
+        moved = client.approve("v2", "gains on every group", actor="ana")
+        assert (moved.alias, moved.from_, moved.to) == ("production", "v1", "v2")
+        back = client.rollback("rehearsal")
+        assert (back.from_, back.to) == ("v2", "v1")
+        with pytest.raises(ClientError) as refused:
+            client.reject("v1", "v1 is no candidate")
+        assert (refused.value.status, refused.value.code) == (409, "conflict")
+        entries = client.history(limit=3)
+        assert [e.action for e in entries[:2]] == ["rollback", "approve"]
+        assert entries[1].actor == "ana (key:ops)" and entries[1].reason == "gains on every group"
+
+
+def test_keys_created_and_revoked(served):
+    server, admin, _, _ = served
+    with Client(server.url, admin) as client:
+        created = client.create_key("reader", ["embed"], reason="a new app")
+        assert created.secret.startswith("el_") and created.scopes == ["embed"]
+        embed = {"input": "hello", "model": "embedloop"}  # one server process: the key works at once
+        headers = {"Authorization": f"Bearer {created.secret}"}
+        assert httpx.post(f"{server.url}/v1/embeddings", json=embed, headers=headers).status_code == 200
+        revoked = client.revoke_key("reader", reason="app retired")
+        assert revoked.revoked_at is not None
+        assert httpx.post(f"{server.url}/v1/embeddings", json=embed, headers=headers).status_code == 401
+        assert [k.name for k in client.keys() if k.revoked_at] == ["reader"]
+        with pytest.raises(ClientError) as taken:
+            client.create_key("ops", ["admin"])
+        assert taken.value.status == 409
