@@ -214,6 +214,11 @@ class GateSettings(Group):
                                            "trained on (e.g. se_retention); unset = gate skipped")
     retention_min_ratio: float = Field(0.99, ge=0, le=1,
                                        description="MRR@10 on the retention set needed, relative to the parent")
+    compatibility: Literal["off", "record", "require"] = Field(
+        "record", description="how the candidate's queries retrieve from production's document vectors (what a "
+        "client that stored vectors gets after the update): off, record (shown, not gated), require (a gate)")
+    compatibility_tolerance: float = Field(0.0, ge=0, description="compatible: the cross metric is at least "
+                                           "production's own minus this")
     changed_queries: int = Field(10, ge=0, le=100, description="probe questions that gained most and fell most "
                                  "to record with the gate figures, for the review page")
 

@@ -6,8 +6,11 @@
    candidate must not have confidently fallen by more than ``gates.max_regression``;
 3. **groups** and **origins** — the same for every probe group with enough queries, and for
    imported vs feedback-derived probes;
-4. **STS** — Spearman on ``gates.sts_dataset`` ≥ ``gates.sts_min_ratio`` × the parent's;
-5. **retention** — MRR@10 on ``gates.retention_dataset`` (general-domain retrieval, never trained
+4. **compatibility** (with ``gates.compatibility: require``; otherwise only recorded) — the
+   candidate's queries against production's document vectors must reach production's own figure
+   minus ``gates.compatibility_tolerance``;
+5. **STS** — Spearman on ``gates.sts_dataset`` ≥ ``gates.sts_min_ratio`` × the parent's;
+6. **retention** — MRR@10 on ``gates.retention_dataset`` (general-domain retrieval, never trained
    on) ≥ ``gates.retention_min_ratio`` × the parent's.
 
 A gate without what it needs is *skipped* and says why; only gates that ran can pass. (int8 parity
@@ -24,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from embedloop.core.evaluation.changes import changed_queries
+from embedloop.core.evaluation.compatibility import compatibility, cross_scores
 from embedloop.core.evaluation.paired import PairedComparison, compare
 from embedloop.core.evaluation.probes import ProbeScores, score_probes
 from embedloop.core.evaluation.sts import sts_spearman
@@ -98,10 +102,10 @@ class Gates:
             promoted_at: float | None, parity: dict | None = None) -> GateReport:
         report = GateReport(self.settings.metric, figures={"parity": parity or {}})
         if probes.query_ids:
-            self.probe_gates(report, score_probes(candidate.encoder, candidate.key, probes, self.cache_dir,
-                                                  self.progress),
-                             score_probes(production.encoder, production.key, probes, self.cache_dir, self.progress),
-                             promoted_at)
+            mine = score_probes(candidate.encoder, candidate.key, probes, self.cache_dir, self.progress)
+            theirs = score_probes(production.encoder, production.key, probes, self.cache_dir, self.progress)
+            self.probe_gates(report, mine, theirs, promoted_at)
+            self.compatibility_gate(report, candidate, production, mine, theirs)
         else:
             report.add("probe gain", False, "the probe set is empty: no evidence the candidate is better")
         self.sts_gate(report, candidate, parent)
@@ -142,6 +146,23 @@ class Gates:
             report.add("earlier probes", None, "no probe queries existed when production was promoted")
         for name, labels in (("groups", probes.groups), ("origins", probes.origins)):
             self.subsets_gate(report, name, np.array(labels), a, b)
+
+    def compatibility_gate(self, report: GateReport, candidate: ServedGraph, production: ServedGraph,
+                           mine: ProbeScores, theirs: ProbeScores) -> None:
+        """The candidate's queries against production's corpus vectors: what a client that keeps its index
+        gets. Recorded, and with ``gates.compatibility: require`` a gate."""
+        s = self.settings
+        if s.compatibility == "off":
+            return
+        cross = cross_scores(candidate.encoder, production.encoder, production.key, mine.probes, self.cache_dir,
+                             self.progress)
+        figures = compatibility(cross, mine, theirs, s.metric, s.compatibility_tolerance)
+        report.figures["compatibility"] = figures
+        if s.compatibility == "require":
+            cross, older = figures["cross"][s.metric], figures["older"][s.metric]
+            report.add("compatibility", figures["compatible"],
+                       f"{s.metric} of its queries against production's stored vectors {cross:.4f} vs production's "
+                       f"own {older:.4f} (tolerance {s.compatibility_tolerance:g})")
 
     def subsets_gate(self, report: GateReport, name: str, labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
         """No subset (probe group, or probe origin) with enough queries may confidently fall beyond the tolerance."""

@@ -54,3 +54,17 @@ MODEL_INFO = Gauge(
 )
 MODEL_LOADS = Counter("embedloop_model_loads_total", "Model version loads by outcome", ["outcome"])
 MODEL_SWAPS = Counter("embedloop_model_swaps_total", "Production hot-swaps done by the service")
+COMPATIBILITY = Gauge(
+    "embedloop_version_compatibility",
+    "Probe metric of the production version as recorded at its gates: its queries against the stored document "
+    "vectors of the version it replaced (cross), alone (own), and that version alone (older)",
+    ["version", "against", "figure"],
+    multiprocess_mode="livemax",
+)
+COMPATIBLE = Gauge(
+    "embedloop_version_compatible",
+    "1 when the production version's queries retrieve from the replaced version's stored vectors as well as "
+    "that version did (within gates.compatibility_tolerance)",
+    ["version", "against"],
+    multiprocess_mode="livemax",
+)

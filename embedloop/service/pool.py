@@ -141,6 +141,7 @@ class ModelPool:
             metrics.MODEL_SWAPS.inc()
         log.info("production is now %s (was %s)", name, previous.version if previous else None)
         self._publish_info()
+        await asyncio.to_thread(self._publish_compatibility, name)
         await self._evict()
         return True
 
@@ -172,6 +173,17 @@ class ModelPool:
             provider = model.encoder.provider
             metrics.MODEL_INFO.labels(name, "production", provider).set(1 if production else 0)
             metrics.MODEL_INFO.labels(name, "pinned", provider).set(0 if production else 1)
+
+    def _publish_compatibility(self, name: str) -> None:
+        """The compatibility figures production was registered with, if its gates measured them."""
+        gates = self.registry.get(name).metrics.get("gates") or {}
+        figures, against = gates.get("compatibility"), gates.get("against")
+        if not figures or not against:
+            return
+        metric = figures["metric"]
+        for figure in ("cross", "own", "older"):
+            metrics.COMPATIBILITY.labels(name, against, figure).set(figures[figure][metric])
+        metrics.COMPATIBLE.labels(name, against).set(1 if figures["compatible"] else 0)
 
     async def stop(self) -> None:
         for model in self.loaded.values():

@@ -35,6 +35,11 @@ def test_a_run_registers_a_gated_candidate_and_policy_auto_promotes_it(tiny_home
     gates = version.metrics["gates"]
     assert gates["passed"] and gates["candidate_probe"]["mrr@10"] > gates["production_probe"]["mrr@10"] + 0.005
     assert gates["sts"]["ratio"] > 0 and gates["parity"]["mean_cosine"] > 0.985
+    compat = gates["compatibility"]  # recorded, not gated, by default
+    assert compat["own"]["mrr@10"] == gates["candidate_probe"]["mrr@10"]
+    assert compat["older"]["mrr@10"] == gates["production_probe"]["mrr@10"]
+    assert 0 < compat["cross"]["mrr@10"] != compat["own"]["mrr@10"] and "compatibility" not in {
+        g["name"] for g in gates["gates"]}
     lineage = version.training
     assert version.parent == "v1" and lineage["trigger"] == "probe_recall"
     data = lineage["data"]
@@ -57,6 +62,16 @@ def test_a_run_registers_a_gated_candidate_and_policy_auto_promotes_it(tiny_home
 
     again = retrain(state)  # nothing new since v2 was trained
     assert again.status == "skipped" and "0 new feedback pairs" in again.message
+
+
+def test_required_compatibility_is_a_gate_of_its_own(tiny_home, open_states):
+    state = open_states(tiny_home, **fast(gates={"compatibility": "require", "compatibility_tolerance": 0.0}))
+    seed_medquad(state, probe_queries=100)
+    result = retrain(state)
+    gates = state.registry.get(result.version).metrics["gates"]
+    gate = next(g for g in gates["gates"] if g["name"] == "compatibility")
+    compatible = gates["compatibility"]["cross"]["mrr@10"] >= gates["compatibility"]["older"]["mrr@10"]
+    assert gate["status"] == ("passed" if compatible else "failed") and "production's stored vectors" in gate["detail"]
 
 
 def test_a_candidate_trained_on_feedback_without_signal_is_not_promoted(tiny_home, open_states):

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from embedloop.app.cli.common import HomeOption, console, open_state, refused
-from embedloop.core.models.figures import gate_summary
+from embedloop.core.models.figures import compatibility_summary, gate_summary
 
 models_app = typer.Typer(help="Inspect and move model versions.", no_args_is_help=True)
 ReasonOption = typer.Option("", help="why (kept in the audit log)")
@@ -24,13 +24,15 @@ def models_list(home: Optional[Path] = HomeOption) -> None:
     for alias, version in registry.aliases().items():
         by_version.setdefault(version, []).append(alias)
     states = registry.states()
-    table = Table("version", "aliases", "state", "created (UTC)", "parent", "int8 parity", "probe gate")
+    table = Table("version", "aliases", "state", "created (UTC)", "parent", "int8 parity", "probe gate",
+                  "old vectors")
     table.columns[0].no_wrap = table.columns[1].no_wrap = table.columns[2].no_wrap = True
     for v in registry.versions():
         parity, gate = v.metrics.get("parity", {}), gate_summary(v.metrics.get("gates"))
         state = states.get(v.name)
         table.add_row(v.name, ", ".join(sorted(by_version.get(v.name, []))), state.state if state else "",
-                      f"{v.created_at:%m-%d %H:%M}", v.parent or "", f"{parity.get('mean_cosine', 0):.4f}", gate)
+                      f"{v.created_at:%m-%d %H:%M}", v.parent or "", f"{parity.get('mean_cosine', 0):.4f}", gate,
+                      compatibility_summary(v.metrics.get("gates")))
     console.print(table)
 
 

@@ -16,3 +16,15 @@ def gate_summary(gates: dict | None) -> str:
     if gates.get("gain"):
         text += f", {gates['gain']['mean']:+.4f} (≥ {gates['gain']['ci_low']:+.4f})"
     return text
+
+
+def compatibility_summary(gates: dict | None) -> str:
+    """'0.8210 vs v1's 0.7190: compatible': the version's queries against the stored vectors of the
+    version it was measured against, next to that version's own figure."""
+    figures = (gates or {}).get("compatibility")
+    if not figures:
+        return ""
+    metric = figures["metric"]
+    verdict = "compatible" if figures["compatible"] else "reindex needed"
+    against = gates.get("against", "its parent")
+    return f"{figures['cross'][metric]:.4f} vs {against}'s {figures['older'][metric]:.4f}: {verdict}"

@@ -92,6 +92,9 @@ async def test_the_candidate_page_shows_the_recorded_figures_and_the_answers_tha
     text = server.state.corpus.texts([fell["production_top"][0]])[fell["production_top"][0]]
     assert fell["question"] in html and text[:60] in html  # the answer's text, looked up in the corpus
     assert html.count('class="relevant"') >= 1
+    compat = gates["compatibility"]
+    row = html[html.index('id="compatibility"'):html.index("</tr>", html.index('id="compatibility"'))]
+    assert f"{compat['cross']['mrr@10']:.4f}" in row and f"{compat['older']['mrr@10']:.4f}" in row
     for form in ("approve-form", "reject-form"):
         assert f'id="{form}"' in html
     assert 'id="rollback-form"' not in html  # v2 is not in production

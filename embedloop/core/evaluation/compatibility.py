@@ -1,0 +1,49 @@
+"""Compatibility of two versions: how well one version's query vectors retrieve from an index built
+by another — the document vectors a client stored before an update. Measured on the probe set with
+the int8 graphs as served, beside each version's own figures; shared by the gates, benchmarks and
+the review page.
+
+A version is *compatible* with an older one when its cross figure (its queries against the older
+version's documents) is at least the older version's own figure minus a tolerance: a client that
+keeps its index loses nothing by taking the update.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from embedloop.core.evaluation.corpus_cache import cached_corpus_embeddings
+from embedloop.core.evaluation.probes import EmptyProbeSet, ProbeScores
+from embedloop.core.evaluation.retrieval import per_query_metrics, rank
+from embedloop.core.labels.probes import ProbeSet
+from embedloop.core.models.encoder import OnnxEncoder
+from embedloop.core.progress import Progress, no_progress
+
+
+def cross_scores(queries: OnnxEncoder, documents: OnnxEncoder, documents_key: str, probes: ProbeSet,
+                 cache_dir: Path, progress: Progress = no_progress) -> ProbeScores:
+    """The probe queries embedded by ``queries``, ranked against the corpus embedded by ``documents``
+    (cached under ``documents_key``, like every version's corpus)."""
+    if not probes.query_ids:
+        raise EmptyProbeSet()
+    docs = cached_corpus_embeddings(documents, documents_key, probes.doc_ids, probes.doc_texts, cache_dir, progress)
+    ranked = rank(queries.encode(probes.query_texts), docs, probes.doc_ids)
+    return ProbeScores(probes, per_query_metrics(ranked, probes.relevant), ranked)
+
+
+def compatibility(cross: ProbeScores, own: ProbeScores, older: ProbeScores, metric: str, tolerance: float) -> dict:
+    """The figures of one version against an ``older`` one: ``cross`` (new queries × older
+    documents), ``own`` (the new version alone), ``older`` (the older version alone), and whether
+    the new version is compatible (``cross[metric] ≥ older[metric] − tolerance``)."""
+    figures = {side: scores.summary()["metrics"] for side, scores in
+               (("cross", cross), ("own", own), ("older", older))}
+    needed = figures["older"][metric] - tolerance
+    return {"metric": metric, "tolerance": tolerance, **figures,
+            "compatible": figures["cross"][metric] >= needed,
+            # the share of the update's own gain a client keeps without reindexing
+            "kept_gain": share_of_gain(figures, metric)}
+
+
+def share_of_gain(figures: dict, metric: str) -> float | None:
+    gain = figures["own"][metric] - figures["older"][metric]
+    return (figures["cross"][metric] - figures["older"][metric]) / gain if gain > 1e-9 else None
