@@ -25,6 +25,28 @@ class KeyCreateBody(Body):
     quotas: dict[str, StrictInt] = Field(default_factory=dict, description="this key's own quotas")
 
 
+class ChannelCreateBody(Body):
+    name: StrictStr = Field(max_length=64, description="e.g. index-main; clients then ask for embedloop@index-main")
+    version: StrictStr | None = Field(None, max_length=32,
+                                      description="the version the stored vectors are built with (default: production)")
+
+
+class ReindexedBody(Body):
+    to: StrictStr = Field(max_length=32, description="the version the channel's documents were embedded again with")
+
+
+class ChannelCard(BaseModel):
+    name: str
+    serves: str = Field(description="the version that embeds the channel's queries")
+    built_with: str = Field(description="the version that embedded its stored documents")
+    lagging: bool = Field(description="serves another version than production")
+    created_at: str
+
+
+class ChannelList(BaseModel):
+    data: list[ChannelCard]
+
+
 class AliasMoved(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 

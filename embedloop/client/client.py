@@ -1,5 +1,5 @@
 """A typed Python client for what OpenAI's client does not cover: feedback, versions, the audit log,
-approve / reject / roll back, and API keys. Embeddings themselves: use any OpenAI-compatible client.
+approve / reject / roll back, index channels and API keys. Embeddings themselves: use any OpenAI-compatible client.
 
 Bodies and answers are the API's own pydantic models (:mod:`embedloop.api`), so the client and the
 service agree by construction. A refused request raises :class:`ClientError` with the service's
@@ -14,7 +14,18 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from embedloop.api.admin import AliasMoved, AuditCard, AuditList, KeyCard, KeyCreated, KeyList, VersionCard, VersionList
+from embedloop.api.admin import (
+    AliasMoved,
+    AuditCard,
+    AuditList,
+    ChannelCard,
+    ChannelList,
+    KeyCard,
+    KeyCreated,
+    KeyList,
+    VersionCard,
+    VersionList,
+)
 from embedloop.api.v1 import FeedbackResult
 from embedloop.core.labels.feedback import FeedbackItem
 
@@ -76,6 +87,20 @@ class Client:
     def rollback(self, reason: str, to: str | None = None, actor: str | None = None) -> AliasMoved:
         """Production back to the version before it (or ``to``)."""
         return self._call("POST", "/admin/rollback", AliasMoved, json={**move(reason, actor), "to": to})
+
+    # -- index channels ---------------------------------------------------------------------------
+    def channels(self) -> list[ChannelCard]:
+        return self._call("GET", "/admin/channels", ChannelList).data
+
+    def create_channel(self, name: str, version: str | None = None, reason: str = "") -> ChannelCard:
+        """A channel whose stored vectors are built with ``version`` (default: production); embed
+        documents and queries for it as ``embedloop@<name>``."""
+        return self._call("POST", "/admin/channels", ChannelCard,
+                          json={"name": name, "version": version, "reason": reason})
+
+    def channel_reindexed(self, name: str, to: str, reason: str = "") -> ChannelCard:
+        """The channel's documents were embedded again with ``to``: the channel serves it from now on."""
+        return self._call("POST", f"/admin/channels/{name}/reindexed", ChannelCard, json={"to": to, "reason": reason})
 
     # -- keys -------------------------------------------------------------------------------------
     def keys(self) -> list[KeyCard]:

@@ -20,6 +20,7 @@ from embedloop.core.history.triggers import TriggerStore
 from embedloop.core.labels.corpus import CorpusStore
 from embedloop.core.labels.feedback import FeedbackStore
 from embedloop.core.labels.probes import ProbeStore
+from embedloop.core.models.channels import Channels
 from embedloop.core.models.promotion import Promotion
 from embedloop.core.models.registry import Registry
 from embedloop.core.settings import Settings
@@ -49,6 +50,10 @@ class State:
     @cached_property
     def promotion(self) -> Promotion:
         return Promotion(self.registry, self.settings.promotion)
+
+    @property
+    def channels(self) -> Channels:
+        return self.promotion.channels
 
     @cached_property
     def keys(self) -> KeyStore:

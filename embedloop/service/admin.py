@@ -1,5 +1,5 @@
 """The admin API: approve, reject and roll back versions, read versions and the audit log, manage
-API keys.
+index channels and API keys.
 
 Every request needs a key with the ``admin`` scope (or ``admin.token``), checked by
 :mod:`embedloop.service.access`. Each move is one audited registry transition
@@ -18,8 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from embedloop.api.admin import Body, KeyCreateBody, MoveBody
+from embedloop.api.admin import Body, ChannelCreateBody, KeyCreateBody, MoveBody, ReindexedBody
 from embedloop.core.access.keys import ApiKey, Scope, check_quotas, parse_scopes
+from embedloop.core.models.channels import Channel
+from embedloop.core.models.registry import PRODUCTION
 from embedloop.core.validation import first_problem
 from embedloop.service.body import parse_json
 from embedloop.service.errors import ApiError
@@ -135,7 +137,40 @@ async def revoke_key(request: Request, server: Server) -> Response:
     return JSONResponse(key_card(key))
 
 
+def channel_card(channel: Channel, production: str | None) -> dict:
+    return {"name": channel.name, "serves": channel.serves, "built_with": channel.built_with,
+            "lagging": channel.serves != production, "created_at": channel.created_at.isoformat()}
+
+
+@admin
+async def list_channels(request: Request, server: Server) -> Response:
+    state = server.state
+    channels, production = await asyncio.to_thread(lambda: (state.channels.list(), state.registry.alias(PRODUCTION)))
+    return JSONResponse({"data": [channel_card(c, production) for c in channels]})
+
+
+@admin
+async def create_channel(request: Request, server: Server) -> Response:
+    asked, state = await read(request, ChannelCreateBody), server.state
+    channel = await asyncio.to_thread(state.channels.create, asked.name, asked.version,
+                                      actor=actor_of(request, asked), reason=asked.reason or "")
+    await server.pool.refresh_channels()
+    return JSONResponse(channel_card(channel, state.registry.alias(PRODUCTION)), status_code=201)
+
+
+@admin
+async def channel_reindexed(request: Request, server: Server) -> Response:
+    asked, state = await read(request, ReindexedBody), server.state
+    channel = await asyncio.to_thread(state.channels.reindexed, request.path_params["name"], asked.to,
+                                      actor=actor_of(request, asked), reason=asked.reason or "")
+    await server.pool.refresh_channels()
+    return JSONResponse(channel_card(channel, state.registry.alias(PRODUCTION)))
+
+
 routes = [
+    Route("/admin/channels", list_channels, methods=["GET"]),
+    Route("/admin/channels", create_channel, methods=["POST"]),
+    Route("/admin/channels/{name}/reindexed", channel_reindexed, methods=["POST"]),
     Route("/admin/keys", list_keys, methods=["GET"]),
     Route("/admin/keys", create_key, methods=["POST"]),
     Route("/admin/keys/{name}/revoke", revoke_key, methods=["POST"]),

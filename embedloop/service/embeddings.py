@@ -62,7 +62,7 @@ def requested_version(model: str, alias: str) -> str | None:
     prefix = f"{alias}@"
     if model.startswith(prefix) and len(model) > len(prefix):
         return model[len(prefix):]
-    raise ApiError(404, f"model {model!r} does not exist; use {alias!r} or {alias}@<version>",
+    raise ApiError(404, f"model {model!r} does not exist; use {alias!r}, {alias}@<version> or {alias}@<channel>",
                    code="model_not_found", param="model")
 
 
@@ -160,12 +160,15 @@ async def list_models(request: Request) -> Response:
     alias = server.settings.serving.model_alias
     versions = await asyncio.to_thread(server.state.registry.versions)
     production = server.pool.production.version if server.pool.production else None
-    cards = []
+    await server.pool.refresh_channels()
+    cards, by_version = [], {}
     for v in versions:
-        card = {"object": "model", "created": int(v.created_at.timestamp()), "owned_by": "embedloop",
-                "version": v.name, "dimensions": v.manifest["dimensions"],
-                "max_input_tokens": v.manifest["max_seq_length"]}
+        card = by_version[v.name] = {
+            "object": "model", "created": int(v.created_at.timestamp()), "owned_by": "embedloop", "version": v.name,
+            "dimensions": v.manifest["dimensions"], "max_input_tokens": v.manifest["max_seq_length"]}
         if v.name == production:
             cards.insert(0, {"id": alias, **card})
         cards.append({"id": f"{alias}@{v.name}", **card})
+    cards += [{"id": f"{alias}@{channel}", **by_version[version]}
+              for channel, version in sorted(server.pool.channel_targets.items()) if version in by_version]
     return JSONResponse({"object": "list", "data": cards})

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from embedloop.core.access.keys import AccessError, KeyConflict, UnknownKey
 from embedloop.core.labels.feedback import DailyQuotaExceeded, FeedbackError
+from embedloop.core.models.channels import UnknownChannel
 from embedloop.core.models.registry import RegistryError, UnknownVersion
 from embedloop.service import metrics
 from embedloop.service.admission import Overloaded
@@ -52,6 +53,10 @@ async def api_error(request: Request, exc: ApiError) -> Response:
 
 async def unknown_version(request: Request, exc: UnknownVersion) -> Response:
     return ApiError(404, str(exc), code="model_not_found", param="model").response()
+
+
+async def unknown_channel(request: Request, exc: UnknownChannel) -> Response:
+    return ApiError(404, str(exc), code="channel_not_found").response()
 
 
 async def registry_conflict(request: Request, exc: RegistryError) -> Response:
@@ -113,6 +118,7 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
 HANDLERS = {
     ApiError: api_error,
     UnknownVersion: unknown_version,
+    UnknownChannel: unknown_channel,
     RegistryError: registry_conflict,
     VersionUnavailable: version_unavailable,
     FeedbackError: bad_feedback,

@@ -68,3 +68,9 @@ COMPATIBLE = Gauge(
     ["version", "against"],
     multiprocess_mode="livemax",
 )
+CHANNEL_LAGGING = Gauge(
+    "embedloop_channel_lagging",
+    "1 while an index channel serves another version than production (its stored vectors need a reindex first)",
+    ["channel"],
+    multiprocess_mode="livemax",
+)

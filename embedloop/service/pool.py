@@ -1,4 +1,5 @@
-"""Loaded model versions: follows the ``production`` alias, hot-swaps, serves pinned versions.
+"""Loaded model versions: follows the ``production`` alias, hot-swaps, serves pinned versions and
+index channels (``embedloop@index-main``: whatever version the channel serves).
 
 A new production version is loaded, checked (sha256) and warmed in a background thread while the
 old one keeps serving; the swap is one reference assignment. At most ``max_loaded_versions`` stay
@@ -16,8 +17,9 @@ from collections import OrderedDict
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
+from embedloop.core.models.channels import Channels
 from embedloop.core.models.encoder import OnnxEncoder
-from embedloop.core.models.registry import PRODUCTION, Registry, UnknownVersion
+from embedloop.core.models.registry import PRODUCTION, VERSION_NAME, Registry, UnknownVersion
 from embedloop.core.models.versions import load_encoder
 from embedloop.core.settings import Settings
 from embedloop.service import metrics
@@ -59,6 +61,8 @@ class ModelPool:
         self.production: LoadedModel | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._failed: dict[str, float] = {}
+        self.channels = Channels(registry)
+        self.channel_targets: dict[str, str] = {}  # channel -> version, re-read with the production alias
 
     def threads_per_batch(self) -> int:
         """ONNX Runtime threads of a served session: the cores shared among the batches in flight
@@ -109,7 +113,13 @@ class ModelPool:
             return model
 
     async def resolve(self, name: str | None) -> LoadedModel:
-        """The production model (``name`` None) or a pinned version, loading it if needed."""
+        """The production model (``name`` None), a pinned version or a channel's version, loading it if needed."""
+        if name is not None and not VERSION_NAME.match(name):
+            if name not in self.channel_targets:  # a channel created since the last poll
+                await self.refresh_channels()
+            if name not in self.channel_targets:
+                raise UnknownVersion(f"no version or channel {name!r}")
+            name = self.channel_targets[name]
         model = self.production if name is None else self.loaded.get(name)
         if model is None:
             if name is None:
@@ -145,10 +155,17 @@ class ModelPool:
         await self._evict()
         return True
 
+    async def refresh_channels(self) -> None:
+        self.channel_targets = await asyncio.to_thread(self.channels.targets)
+        production = self.production.version if self.production else None
+        for channel, version in self.channel_targets.items():
+            metrics.CHANNEL_LAGGING.labels(channel).set(0 if version == production else 1)
+
     async def follow(self) -> None:
         while True:
             try:
                 await self.refresh()
+                await self.refresh_channels()
             except Exception:  # the registry may be briefly locked or unreachable
                 log.exception("could not follow the production alias")
             await asyncio.sleep(self.settings.serving.alias_poll_s)

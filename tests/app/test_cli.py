@@ -172,3 +172,21 @@ def test_serve_refuses_to_open_the_network_without_keys(tmp_path, tiny_registere
     home = copy_home(tiny_registered, tmp_path)
     refused = run("serve", "--host", "0.0.0.0", home=home)
     assert refused.exit_code == 1 and "no API keys exist" in refused.output and "--allow-open" in refused.output
+
+
+def test_channels_create_list_reindexed_delete(tiny_home):
+    made = run("channels", "create", "index-main", "--reason", "search index", home=tiny_home)
+    assert made.exit_code == 0 and "embedloop@index-main" in made.output
+    listed = runner.invoke(app, ["channels", "list", "--home", str(tiny_home)], env={"COLUMNS": "200"})
+    assert "index-main" in listed.output and "reindex" not in listed.output  # serves production
+    for args, message in [(["channels", "create", "index-main"], "already exists"),
+                          (["channels", "create", "v9"], "invalid channel name"),
+                          (["channels", "reindexed", "nope", "--to", "v1"], "no channel"),
+                          (["channels", "reindexed", "index-main", "--to", "v9"], "unknown version")]:
+        refused = run(*args, home=tiny_home)
+        assert refused.exit_code == 1 and message in refused.output, (args, refused.output)
+    assert run("channels", "reindexed", "index-main", "--to", "v1", home=tiny_home).exit_code == 0
+    assert run("channels", "delete", "index-main", "--reason", "retired", home=tiny_home).exit_code == 0
+    history = runner.invoke(app, ["models", "history", "--home", str(tiny_home)], env={"COLUMNS": "200"})
+    for action in ("channel_create", "channel_reindexed", "channel_delete"):
+        assert action in history.output

@@ -89,3 +89,29 @@ def test_keys_created_and_revoked(served):
         with pytest.raises(ClientError) as taken:
             client.create_key("ops", ["admin"])
         assert taken.value.status == 409
+
+
+def test_a_channel_is_created_followed_and_moved_after_a_reindex(served):
+    server, admin, _, _ = served
+
+    with Client(server.url, admin) as client:
+        app_key = client.create_key("channel-app", ["embed"]).secret
+
+        def served_by(model: str) -> str:
+            response = httpx.post(f"{server.url}/v1/embeddings", json={"input": "glaucoma", "model": model},
+                                  headers={"Authorization": f"Bearer {app_key}"})
+            return response.json()["model"]
+
+        production = next(v.version for v in client.versions() if "production" in v.aliases)
+        channel = client.create_channel("index-main", reason="search index")
+        assert (channel.serves, channel.built_with, channel.lagging) == (production, production, False)
+        assert served_by("embedloop@index-main") == f"embedloop@{production}"
+        other = "v2" if production == "v1" else "v1"
+        moved = client.channel_reindexed("index-main", other, reason="rebuilt the index")
+        assert (moved.serves, moved.built_with, moved.lagging) == (other, other, True)
+        assert served_by("embedloop@index-main") == f"embedloop@{other}"
+        assert [c.name for c in client.channels()] == ["index-main"]
+        with pytest.raises(ClientError) as missing:
+            client.channel_reindexed("index-nope", other)
+        assert (missing.value.status, missing.value.code) == (404, "channel_not_found")
+        assert client.history(1)[0].action == "channel_reindexed"

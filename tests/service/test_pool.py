@@ -1,10 +1,12 @@
-"""The model pool's view of production: the compatibility figures it exports after a swap."""
+"""The model pool's view of production and of index channels: what it serves and exports."""
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 
 from embedloop.core.models.promotion import Promotion
 from embedloop.core.settings import PromotionSettings
+from embedloop.service.app import create_app
 from embedloop.service.server import Server
 from tests.conftest import make_state
 
@@ -30,6 +32,34 @@ async def test_after_a_swap_production_exports_how_its_queries_meet_the_replaced
             assert exported == figures[figure]["mrr@10"]
         compatible = REGISTRY.get_sample_value("embedloop_version_compatible", {"version": "v2", "against": "v1"})
         assert compatible == (1.0 if figures["compatible"] else 0.0)
+    finally:
+        await server.stop()
+        state.close()
+
+
+async def test_a_channel_resolves_to_the_version_it_serves_and_follows_only_when_compatible(review_home):
+    state = make_state(review_home)
+    state.channels.create("index-main", reason="search index")  # vectors built with v1
+    server = Server(state)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(server)), base_url="http://t") as c:
+            embed = await c.post("/v1/embeddings", json={"input": "glaucoma", "model": "embedloop@index-main"})
+            assert embed.status_code == 200 and embed.json()["model"] == "embedloop@v1"
+            missing = await c.post("/v1/embeddings", json={"input": "glaucoma", "model": "embedloop@index-nope"})
+            assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+
+            Promotion(state.registry, PromotionSettings()).approve("v2", reason="test")
+            await server.pool.refresh()
+            await server.pool.refresh_channels()
+            compatible = state.registry.get("v2").metrics["gates"]["compatibility"]["compatible"]
+            expected = "v2" if compatible else "v1"  # a channel never moves to an incompatible version
+            embed = await c.post("/v1/embeddings", json={"input": "glaucoma", "model": "embedloop@index-main"})
+            assert embed.json()["model"] == f"embedloop@{expected}"
+            lagging = REGISTRY.get_sample_value("embedloop_channel_lagging", {"channel": "index-main"})
+            assert lagging == (0.0 if compatible else 1.0)
+            models = {m["id"]: m["version"] for m in (await c.get("/v1/models")).json()["data"]}
+            assert models["embedloop@index-main"] == expected and models["embedloop"] == "v2"
     finally:
         await server.stop()
         state.close()

@@ -1,7 +1,8 @@
 """Moving versions in and out of production: candidate, approve, reject, roll back.
 
 Each move is one registry transition (its checks, alias moves, states and audit entries commit
-together or not at all), then a webhook event. The service follows the ``production`` alias by
+together or not at all; index channels follow or hold inside it, :mod:`embedloop.core.models.channels`),
+then webhook events (``reindex_needed`` for each channel that held). The service follows the ``production`` alias by
 itself; the drift check rebuilds its reference when production changes.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from embedloop.core.models.channels import Channels, Held
 from embedloop.core.models.registry import (
     CANDIDATE,
     PRODUCTION,
@@ -29,6 +31,7 @@ class Promotion:
 
     def __init__(self, registry: Registry, settings: PromotionSettings) -> None:
         self.registry, self.settings = registry, settings
+        self.channels = Channels(registry)
 
     def gate_figures(self, version: str) -> dict[str, Any]:
         return self.registry.get(version).metrics.get("gates", {})
@@ -50,7 +53,9 @@ class Promotion:
             move = t.point(PRODUCTION)
             t.drop(CANDIDATE)
             t.set_state(VersionState.APPROVED)
+            held = self.channels.follow(t, version)
         self._notify(Action.APPROVE, move, actor, reason, details)
+        self._notify_held(held, actor)
         return move
 
     def reject(self, version: str, *, actor: str | None = None, reason: str = "") -> None:
@@ -83,8 +88,15 @@ class Promotion:
             move = t.point(PRODUCTION)
             if current is not None:
                 t.set_state(VersionState.ROLLED_BACK, version=current)
+            held = self.channels.follow(t, target)
         self._notify(Action.ROLLBACK, move, actor, reason, details)
+        self._notify_held(held, actor)
         return move
+
+    def _notify_held(self, held: list[Held], actor: str | None) -> None:
+        for h in held:
+            self._notify(Action.REINDEX_NEEDED, AliasMove(h.channel, h.serves, h.production), actor, h.why,
+                         {"channel": h.channel, "built_with": h.built_with, "production": h.production})
 
     def _notify(self, action: Action, move: AliasMove, actor: str | None, reason: str,
                 details: dict[str, Any]) -> None:

@@ -48,6 +48,11 @@ class Action(str, Enum):
     KEY_REVOKE = "key_revoke"
     KEY_QUOTAS = "key_quotas"
     FEEDBACK_PURGE = "feedback_purge"
+    CHANNEL_CREATE = "channel_create"
+    CHANNEL_FOLLOW = "channel_follow"  # a channel moved with production: the new version is compatible
+    CHANNEL_REINDEXED = "channel_reindexed"  # a channel moved after its index was rebuilt
+    CHANNEL_DELETE = "channel_delete"
+    REINDEX_NEEDED = "reindex_needed"  # production moved to a version a channel cannot follow
 
 
 def utcnow() -> datetime:
@@ -183,8 +188,10 @@ class Transition:
         row = self.session.get(Alias, alias)
         return row.version if row else None
 
-    def point(self, alias: str, version: str | None = None) -> AliasMove:
-        """Point ``alias`` at ``version`` (default: this transition's), with an audit entry."""
+    def point(self, alias: str, version: str | None = None, action: Action | None = None,
+              reason: str | None = None) -> AliasMove:
+        """Point ``alias`` at ``version`` (default: this transition's), with an audit entry (its action
+        and reason: this transition's unless given)."""
         target = version or self.version
         self.require_version(target)
         row = self.session.get(Alias, alias, with_for_update=True)
@@ -193,10 +200,18 @@ class Transition:
             self.session.add(Alias(name=alias, version=target, updated_at=utcnow()))
         else:
             row.version, row.updated_at = target, utcnow()
-        self.session.add(AuditEntry(**self.entry, alias=alias, from_version=previous, to_version=target))
+        entry = {**self.entry, **({"action": action.value} if action else {}),
+                 **({"reason": reason} if reason is not None else {})}
+        self.session.add(AuditEntry(**entry, alias=alias, from_version=previous, to_version=target))
         move = AliasMove(alias, previous, target)
         self.moves.append(move)
         return move
+
+    def record(self, action: Action, reason: str, details: dict[str, Any], alias: str | None = None,
+               from_version: str | None = None, to_version: str | None = None) -> None:
+        """An audit entry beside this transition's own (e.g. a channel that could not follow)."""
+        self.session.add(AuditEntry(actor=self.entry["actor"], action=action.value, reason=reason, details=details,
+                                    alias=alias, from_version=from_version, to_version=to_version))
 
     def drop(self, alias: str) -> None:
         """Remove ``alias`` if it points at this transition's version."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from embedloop.core.models.channels import Channel
 from embedloop.core.models.figures import gate_summary
 from embedloop.core.models.promotion import REVIEWABLE
 from embedloop.core.models.registry import PRODUCTION, AuditEntry, ModelVersion, RegistryError, VersionState
@@ -33,6 +34,7 @@ class Overview:
     versions: list[VersionLine]
     production: str | None
     waiting: list[str]  # candidates
+    channels: list[Channel]
     audit: list[AuditEntry]
     probe_runs: list  # newest first
     drift_runs: list
@@ -94,7 +96,7 @@ def version_lines(state: State) -> list[VersionLine]:
 def overview(state: State, audit_entries: int = 20) -> Overview:
     lines = version_lines(state)
     return Overview(lines, state.registry.alias(PRODUCTION),
-                    [v.name for v in lines if v.state == VersionState.CANDIDATE.value],
+                    [v.name for v in lines if v.state == VersionState.CANDIDATE.value], state.channels.list(),
                     state.registry.history(audit_entries), state.checks.probe_runs(limit=HISTORY),
                     state.checks.drift_runs(limit=HISTORY))
 

@@ -81,6 +81,10 @@ async def test_the_candidate_page_shows_the_recorded_figures_and_the_answers_tha
         index = await client.get("/admin/review")
         assert index.status_code == 200 and "v2</a></strong> passed its gates" in index.text
         assert index.text.count('src="data:image/svg+xml;base64,') == 1  # the probe history chart
+        assert 'id="channels"' not in index.text  # none yet
+        server.state.channels.create("index-main")
+        listed = (await client.get("/admin/review")).text
+        assert "embedloop@index-main</td><td>v1</td><td>v1</td>" in listed
         page = await client.get("/admin/review/versions/v2")
     assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     html = page.text
