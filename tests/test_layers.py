@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "embedloop"
-STAGES = {"service", "monitoring", "retrain"}
+STAGES = {"service", "monitoring", "retrain", "reindex"}
 ALLOWED = {
     "core": {"core"},
     "api": {"core", "api"},
     "service": {"core", "api", "service"},
     "monitoring": {"core", "monitoring"},
     "retrain": {"core", "retrain"},
+    "reindex": {"core", "reindex"},
     "app": {"core", "api", "client", "app", *STAGES},
     "client": {"core", "api", "client"},
     "demo": {"core", "api", "client", "demo"},

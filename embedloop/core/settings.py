@@ -223,6 +223,16 @@ class GateSettings(Group):
                                  "to record with the gate figures, for the review page")
 
 
+class VectorSettings(Group):
+    """The vector database reindexing writes channels' documents to (Qdrant)."""
+
+    url: str | None = Field(None, description="a Qdrant server, e.g. http://qdrant:6333; unset = embedded (local "
+                            "mode), files under the state folder")
+    api_key: SecretStr | None = Field(None, description="the Qdrant server's API key")
+    path: Path | None = Field(None, description="the embedded database's folder (default: <home>/vectors)")
+    chunk: int = Field(256, ge=1, le=10_000, description="documents embedded and written per step")
+
+
 class PromotionSettings(Group):
     policy: Literal["auto", "manual"] = Field("manual", description="auto: a candidate passing every gate goes "
                                               "to production; manual: it waits for approval")
@@ -269,6 +279,7 @@ class Settings(BaseSettings):
     mining: MiningSettings = MiningSettings()
     gates: GateSettings = GateSettings()
     promotion: PromotionSettings = PromotionSettings()
+    vectors: VectorSettings = VectorSettings()
     admin: AdminSettings = AdminSettings()
     access: AccessSettings = AccessSettings()
 

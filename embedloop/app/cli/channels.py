@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from embedloop.app.cli.common import HomeOption, console, open_state, refused
+from embedloop.app.cli.common import HomeOption, console, fail, open_state, refused
 
 channels_app = typer.Typer(help="Index channels: embedloop@<name> for clients that store document vectors.",
                            no_args_is_help=True)
@@ -49,3 +49,43 @@ def channels_reindexed(name: str, to: str = typer.Option(..., "--to", help="the 
 def channels_delete(name: str, reason: str = ReasonOption, home: Optional[Path] = HomeOption) -> None:
     refused(lambda: open_state(home).channels.delete(name, reason=reason))
     console.print(f"deleted channel {name}")
+
+
+def reindex_command(
+    channel: str,
+    to: str = typer.Option(..., "--to", help="the version to embed the documents with"),
+    source: Optional[Path] = typer.Option(None, "--from", help="corpus.jsonl ({id, text, title?} per line) or a "
+                                          "BEIR folder; default: the texts stored in the channel's current index"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="say how many documents and about how long"),
+    reason: str = ReasonOption,
+    home: Optional[Path] = HomeOption,
+) -> None:
+    """Embed a channel's documents with a version into a new collection of the vector database, then
+    swap the channel to it. Resumable: run it again after any interruption."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from embedloop.core.models.registry import RegistryError
+    from embedloop.reindex.job import Reindex, ReindexError
+    from embedloop.reindex.store import VectorStore, open_client
+
+    state = open_state(home)
+    store = VectorStore(open_client(state.settings))
+    try:
+        with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as bars:
+            task = bars.add_task("embedding documents")
+            job = Reindex(state, store, lambda step, done=0, total=0: bars.update(task, completed=done,
+                                                                                   total=total or None))
+            if dry_run:
+                plan = job.plan(channel, to, source)
+                bars.update(task, visible=False)
+                console.print(f"{plan.documents} documents into {plan.collection} ({plan.written} written already): "
+                              f"about {plan.estimated_s:.0f} s of embedding with {to}")
+                return
+            done = job.run(channel, to, source, chunk=state.settings.vectors.chunk, reason=reason)
+    except (ReindexError, RegistryError) as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    console.print(f"{done.channel} now serves {done.version}: {done.documents} documents in {done.collection} "
+                  f"({done.embedded} embedded by this run, {done.texts_per_s:.0f} texts/s)")

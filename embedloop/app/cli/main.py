@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from embedloop.app.cli.channels import channels_app
+from embedloop.app.cli.channels import channels_app, reindex_command
 from embedloop.app.cli.checks import drift_app, eval_command, probe_app, status
 from embedloop.app.cli.common import HomeOption, child_environment, console, fail, open_state, require_production
 from embedloop.app.cli.keys import keys_app
@@ -31,6 +31,7 @@ app.add_typer(corpus_app, name="corpus")
 app.add_typer(keys_app, name="keys")
 app.add_typer(channels_app, name="channels")
 app.command("retrain")(retrain_command)
+app.command("reindex")(reindex_command)
 app.command("runs")(runs_command)
 app.command("status")(status)
 app.command("eval")(eval_command)
