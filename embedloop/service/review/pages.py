@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -66,7 +67,7 @@ def to_login(request: Request) -> Response:
 
 async def read_form(request: Request) -> FormData:
     if int(request.headers.get("content-length") or 0) > MAX_FORM:
-        raise ValueError("form too large")
+        raise HTTPException(413, f"form larger than {MAX_FORM} bytes")
     return await request.form(max_files=0, max_fields=20)
 
 
@@ -144,10 +145,7 @@ async def move(request: Request) -> Response:
     name, action = request.path_params["version"], request.path_params["move"]
     if action not in MOVES:
         return page(request, "message.html", 404, session=session, title="Not found", message=f"no move {action!r}")
-    try:
-        form = await read_form(request)
-    except ValueError as exc:
-        return page(request, "message.html", 413, session=session, title="Refused", message=str(exc))
+    form = await read_form(request)
     if cross_site(request) or not session.valid_csrf(str(form.get("csrf") or "")):
         return page(request, "message.html", 403, session=session, title="Refused",
                     message="this form came from another site or an old page: reload the page and try again")

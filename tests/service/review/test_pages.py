@@ -175,9 +175,11 @@ async def test_revoking_the_key_ends_its_session_and_a_forged_cookie_opens_nothi
         assert (await forged.get("/admin/review")).status_code == 303
 
 
-async def test_login_redirects_only_within_the_review_pages(started):
+async def test_login_redirects_only_within_the_review_pages_and_refuses_huge_forms(started):
     server, admin_secret, _ = started
     async with browser(server) as client:
+        huge = await client.post("/admin/review/login", data={"key": "x" * 20_000})
+        assert huge.status_code == 413
         for target in ("https://evil.example/", "//evil.example/admin/review", "/admin/review/versions/v2"):
             response = await client.post("/admin/review/login", data={"key": admin_secret, "next": target})
             expected = target if target.startswith("/admin/review") else "/admin/review"
