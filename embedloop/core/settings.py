@@ -188,6 +188,9 @@ class TrainingSettings(Group):
                                        description="share of fine-tuned weights tried on validation")
     interpolation_tolerance: float = Field(0.005, ge=0, description="the smallest share within this of the best "
                                            "validation score is kept: the least change that keeps the gain")
+    compatibility_weight: float = Field(0.0, ge=0, description="weight of a backward-compatible term: each query "
+                                        "also ranked against the parent's embeddings of the batch's documents, so "
+                                        "stored vectors keep working; 0 = off")
 
 
 class MiningSettings(Group):

@@ -1,7 +1,9 @@
 """Low-learning-rate fine-tuning from the parent's checkpoint, with a budget that fits the data.
 
 MultipleNegativesRankingLoss through ``SentenceTransformerTrainer`` (in-batch negatives plus the
-mined ones), warmup, seeded, no duplicate texts within a batch. How long to train is chosen on the
+mined ones) — with ``training.compatibility_weight`` > 0 plus the same ranking against the parent's
+embeddings of the batch's documents (:mod:`embedloop.retrain.compatible_loss`) — warmup, seeded, no
+duplicate texts within a batch. How long to train is chosen on the
 validation split: at least ``training.min_steps`` optimizer steps (small batches get more passes,
 up to ``training.max_epochs``), a validation check ``training.evaluations`` times along the way,
 early stopping after ``training.patience`` checks without a gain, and the best check's weights kept.
@@ -61,6 +63,8 @@ def train(parent_checkpoint: Path, examples: list[Example], settings: TrainingSe
     from sentence_transformers.training_args import BatchSamplers
     from transformers import EarlyStoppingCallback, TrainerCallback
 
+    from embedloop.retrain.compatible_loss import CompatibleRankingLoss
+
     model = load_checkpoint(parent_checkpoint)
     model.max_seq_length = min(settings.max_seq_length, model.max_seq_length)
     model.model_card_data.generate_widget_examples = False  # no model card is written
@@ -93,12 +97,17 @@ def train(parent_checkpoint: Path, examples: list[Example], settings: TrainingSe
         greater_is_better=True,
     )
     callbacks = [Report()] + ([EarlyStoppingCallback(settings.patience)] if checks else [])
+    if settings.compatibility_weight > 0:
+        loss = CompatibleRankingLoss(model, load_checkpoint(parent_checkpoint), settings.compatibility_weight)
+    else:
+        loss = MultipleNegativesRankingLoss(model)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns),
-                                         loss=MultipleNegativesRankingLoss(model), callbacks=callbacks,
+                                         loss=loss, callbacks=callbacks,
                                          evaluator=validation.evaluator() if checks else None)
     result = trainer.train()
     best = max(curve, key=lambda point: point[1]) if curve else None
     report = {**asdict(budget), "steps_run": int(result.global_step),
               "stopped_early": result.global_step < budget.steps, "validation_start": start,
-              "validation_curve": curve, "best_step": best[0] if best else None, "metric": metric}
+              "validation_curve": curve, "best_step": best[0] if best else None, "metric": metric,
+              "compatibility_weight": settings.compatibility_weight}
     return model, report
