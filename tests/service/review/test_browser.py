@@ -47,6 +47,16 @@ def served(review_home, tmp_path):
     server.stop()
 
 
+def shown(driver, element_id: str, timeout: float = 30):
+    """The element once the page that has it is loaded: a click that submits a form returns before
+    the next page is there."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(expected_conditions.presence_of_element_located((By.ID, element_id)))
+
+
 def sign_in(driver, url: str, secret: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -62,16 +72,17 @@ def test_an_approver_signs_in_reads_the_candidate_and_approves_it(chromium, serv
     server, secret = served
     driver = chromium
     sign_in(driver, server.url, "el_wrong_secret")
-    assert driver.find_element(By.ID, "login-error").text.strip() == "unknown or revoked key"
+    assert shown(driver, "login-error").text.strip() == "unknown or revoked key"
     assert "v2" not in driver.page_source
     driver.get(f"{server.url}/admin/review/versions/v2")
     assert "/admin/review/login" in driver.current_url and "v2" not in driver.find_element(By.TAG_NAME, "main").text
 
     sign_in(driver, server.url, secret)
+    shown(driver, "versions")
     assert driver.find_element(By.CSS_SELECTOR, "header .who").text == "signed in as ops"
     driver.find_element(By.LINK_TEXT, "v2").click()
+    assert shown(driver, "state").text == "candidate"
     assert driver.current_url.endswith("/admin/review/versions/v2")
-    assert driver.find_element(By.ID, "state").text == "candidate"
     groups = driver.find_elements(By.CSS_SELECTOR, "#groups tr")
     names = [row.find_elements(By.TAG_NAME, "td")[0].text for row in groups[1:]]
     with make_state(server.home) as state:
@@ -94,7 +105,7 @@ def test_an_approver_signs_in_reads_the_candidate_and_approves_it(chromium, serv
     approve.find_element(By.NAME, "actor").send_keys("ana")
     approve.find_element(By.TAG_NAME, "button").click()
 
-    assert driver.find_element(By.ID, "notice").text == "Approved: v2 is in production."
+    assert shown(driver, "notice").text == "Approved: v2 is in production."
     assert driver.find_element(By.ID, "state").text == "approved"
     first_entry = driver.find_elements(By.CSS_SELECTOR, "#audit tr")[1].text
     assert "approve" in first_entry and "ana (key:ops)" in first_entry
