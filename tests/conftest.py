@@ -57,6 +57,12 @@ def real_base() -> Path:
     return packaged_base()
 
 
+@pytest.fixture
+def anyio_backend():
+    """Async tests (``pytest.mark.anyio``) run on asyncio, the loop the service runs on."""
+    return "asyncio"
+
+
 def make_settings(home: Path, **overrides):
     from embedloop.core.settings import load_settings
 

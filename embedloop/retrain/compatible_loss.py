@@ -38,7 +38,3 @@ class CompatibleRankingLoss(nn.Module):
         embedded = [self.model(inputs_of(f))["sentence_embedding"] for f in features]
         queries, documents = embedded[0], torch.cat(embedded[1:])
         return self.ranking(queries, documents) + self.weight * self.ranking(queries, stored.to(queries.dtype))
-
-    @property
-    def citation(self) -> str:
-        return "Shen et al., Towards Backward-Compatible Representation Learning, CVPR 2020"

@@ -154,8 +154,7 @@ class Gates:
         s = self.settings
         if s.compatibility == "off":
             return
-        cross = cross_scores(candidate.encoder, production.encoder, production.key, mine.probes, self.cache_dir,
-                             self.progress)
+        cross = cross_scores(mine, production.encoder, production.key, self.cache_dir, self.progress)
         figures = compatibility(cross, mine, theirs, s.metric, s.compatibility_tolerance)
         report.figures["compatibility"] = figures
         if s.compatibility == "require":

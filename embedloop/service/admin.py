@@ -149,22 +149,29 @@ async def list_channels(request: Request, server: Server) -> Response:
     return JSONResponse({"data": [channel_card(c, production) for c in channels]})
 
 
+async def channel_moved(server: Server, move: Callable[[], Channel], status: int = 200) -> Response:
+    """Make a channel move (in a thread, like every registry write), answer its card, and let the pool
+    resolve the channel's new version at once."""
+    def moved() -> dict:
+        return channel_card(move(), server.state.registry.alias(PRODUCTION))
+
+    card = await asyncio.to_thread(moved)
+    await server.pool.refresh_channels()
+    return JSONResponse(card, status_code=status)
+
+
 @admin
 async def create_channel(request: Request, server: Server) -> Response:
-    asked, state = await read(request, ChannelCreateBody), server.state
-    channel = await asyncio.to_thread(state.channels.create, asked.name, asked.version,
-                                      actor=actor_of(request, asked), reason=asked.reason or "")
-    await server.pool.refresh_channels()
-    return JSONResponse(channel_card(channel, state.registry.alias(PRODUCTION)), status_code=201)
+    asked = await read(request, ChannelCreateBody)
+    return await channel_moved(server, lambda: server.state.channels.create(
+        asked.name, asked.version, actor=actor_of(request, asked), reason=asked.reason or ""), status=201)
 
 
 @admin
 async def channel_reindexed(request: Request, server: Server) -> Response:
-    asked, state = await read(request, ReindexedBody), server.state
-    channel = await asyncio.to_thread(state.channels.reindexed, request.path_params["name"], asked.to,
-                                      actor=actor_of(request, asked), reason=asked.reason or "")
-    await server.pool.refresh_channels()
-    return JSONResponse(channel_card(channel, state.registry.alias(PRODUCTION)))
+    asked = await read(request, ReindexedBody)
+    return await channel_moved(server, lambda: server.state.channels.reindexed(
+        request.path_params["name"], asked.to, actor=actor_of(request, asked), reason=asked.reason or ""))
 
 
 routes = [

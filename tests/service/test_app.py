@@ -19,11 +19,6 @@ from tests.conftest import make_state
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def counter(metric, **labels) -> float:
     return metric.labels(**labels)._value.get() if labels else metric._value.get()
 

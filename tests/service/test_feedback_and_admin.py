@@ -14,11 +14,6 @@ TOKEN = "s3cret-token"
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 async def serve(tiny_home):
     """``serve(**settings)`` -> an HTTP client of a started server, and the server."""
     servers = []

@@ -13,11 +13,6 @@ from tests.conftest import make_state
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 async def test_after_a_swap_production_exports_how_its_queries_meet_the_replaced_versions_vectors(review_home):
     state = make_state(review_home)
     server = Server(state)

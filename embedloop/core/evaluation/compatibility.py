@@ -13,22 +13,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from embedloop.core.evaluation.corpus_cache import cached_corpus_embeddings
-from embedloop.core.evaluation.probes import EmptyProbeSet, ProbeScores
-from embedloop.core.evaluation.retrieval import per_query_metrics, rank
-from embedloop.core.labels.probes import ProbeSet
+from embedloop.core.evaluation.probes import EmptyProbeSet, ProbeScores, rank_probes
 from embedloop.core.models.encoder import OnnxEncoder
 from embedloop.core.progress import Progress, no_progress
 
 
-def cross_scores(queries: OnnxEncoder, documents: OnnxEncoder, documents_key: str, probes: ProbeSet,
-                 cache_dir: Path, progress: Progress = no_progress) -> ProbeScores:
-    """The probe queries embedded by ``queries``, ranked against the corpus embedded by ``documents``
-    (cached under ``documents_key``, like every version's corpus)."""
+def cross_scores(own: ProbeScores, documents: OnnxEncoder, documents_key: str, cache_dir: Path,
+                 progress: Progress = no_progress) -> ProbeScores:
+    """The probe queries as ``own`` embedded them, ranked against the corpus embedded by
+    ``documents`` (cached under ``documents_key``, like every version's corpus)."""
+    probes = own.probes
     if not probes.query_ids:
         raise EmptyProbeSet()
     docs = cached_corpus_embeddings(documents, documents_key, probes.doc_ids, probes.doc_texts, cache_dir, progress)
-    ranked = rank(queries.encode(probes.query_texts), docs, probes.doc_ids)
-    return ProbeScores(probes, per_query_metrics(ranked, probes.relevant), ranked)
+    return rank_probes(own.query_vectors, docs, probes)
 
 
 def compatibility(cross: ProbeScores, own: ProbeScores, older: ProbeScores, metric: str, tolerance: float) -> dict:

@@ -28,6 +28,7 @@ class ProbeScores:
     probes: ProbeSet
     per_query: dict[str, np.ndarray]  # metric -> one value per query
     ranked: list[list[str]]  # the ten best document ids per query
+    query_vectors: np.ndarray | None = None  # the queries as embedded (to rank them against another corpus)
 
     def summary(self, subset: np.ndarray | None = None) -> dict:
         """``{"metrics": {recall@k, mrr@10, ndcg@10, queries, documents}, "groups": {group: {…}}}``."""
@@ -50,8 +51,13 @@ def score_probes(encoder: OnnxEncoder, model_key: str, probes: ProbeSet, cache_d
     if not probes.query_ids:
         raise EmptyProbeSet()
     docs = cached_corpus_embeddings(encoder, model_key, probes.doc_ids, probes.doc_texts, cache_dir, progress)
-    ranked = rank(encoder.encode(probes.query_texts), docs, probes.doc_ids)
-    return ProbeScores(probes, per_query_metrics(ranked, probes.relevant), ranked)
+    return rank_probes(encoder.encode(probes.query_texts), docs, probes)
+
+
+def rank_probes(query_vectors: np.ndarray, doc_vectors: np.ndarray, probes: ProbeSet) -> ProbeScores:
+    """The probe queries' vectors ranked against the corpus's, and scored."""
+    ranked = rank(query_vectors, doc_vectors, probes.doc_ids)
+    return ProbeScores(probes, per_query_metrics(ranked, probes.relevant), ranked, query_vectors)
 
 
 def evaluate_probes(encoder: OnnxEncoder, model_key: str, probes: ProbeSet, cache_dir: Path,

@@ -13,7 +13,7 @@ def test_a_version_is_compatible_with_itself_and_its_cross_figures_are_its_own(r
         v1 = state.registry.get("v1")
         encoder, key, probes = load_encoder(state.settings, v1), graph_key(v1), state.probes.load()
         own = score_probes(encoder, key, probes, tmp_path)
-        cross = cross_scores(encoder, encoder, key, probes, tmp_path)
+        cross = cross_scores(own, encoder, key, tmp_path)
     assert cross.ranked == own.ranked
     figures = compatibility(cross, own, own, "mrr@10", tolerance=0.0)
     assert figures["compatible"] and figures["cross"] == figures["own"] == figures["older"]
@@ -27,7 +27,7 @@ def test_new_queries_against_old_documents_are_measured_apart_from_either_versio
         probes = state.probes.load()
         older = score_probes(old, graph_key(v1), probes, tmp_path)
         own = score_probes(new, graph_key(v2), probes, tmp_path)
-        cross = cross_scores(new, old, graph_key(v1), probes, tmp_path)
+        cross = cross_scores(own, old, graph_key(v1), tmp_path)
     # a client that keeps v1's vectors gets part of v2's gain, not all of it
     figures = compatibility(cross, own, older, "mrr@10", tolerance=0.0)
     mrr = {side: figures[side]["mrr@10"] for side in ("cross", "own", "older")}

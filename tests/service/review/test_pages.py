@@ -13,12 +13,6 @@ from embedloop.service.server import Server
 from tests.conftest import make_state
 
 pytestmark = pytest.mark.anyio
-TOKEN = "review-token"
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 @pytest.fixture
