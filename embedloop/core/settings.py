@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
 Metric = Literal["recall@10", "mrr@10", "ndcg@10"]
@@ -188,9 +188,14 @@ class TrainingSettings(Group):
                                        description="share of fine-tuned weights tried on validation")
     interpolation_tolerance: float = Field(0.005, ge=0, description="the smallest share within this of the best "
                                            "validation score is kept: the least change that keeps the gain")
-    compatibility_weight: float = Field(0.0, ge=0, description="weight of a backward-compatible term: each query "
-                                        "also ranked against the parent's embeddings of the batch's documents, so "
-                                        "stored vectors keep working; 0 = off")
+    compatibility_weights: list[NonNegativeFloat] = Field(
+        [0.0], min_length=1, description="weights of a backward-compatible term tried (one training each): each "
+        "query also ranked against the parent's embeddings of the batch's documents, so stored vectors keep "
+        "working; 0 = the plain objective. Validation chooses among them")
+    compatibility_keep: float = Field(0.99, gt=0, le=1, description="a weight is chosen only if its validation "
+                                      "score is at least this share of the best weight's; among those, the one "
+                                      "whose queries rank best against the parent's stored vectors")
+
 
 
 class MiningSettings(Group):

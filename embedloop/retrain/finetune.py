@@ -1,8 +1,8 @@
 """Low-learning-rate fine-tuning from the parent's checkpoint, with a budget that fits the data.
 
 MultipleNegativesRankingLoss through ``SentenceTransformerTrainer`` (in-batch negatives plus the
-mined ones) — with ``training.compatibility_weight`` > 0 plus the same ranking against the parent's
-embeddings of the batch's documents (:mod:`embedloop.retrain.compatible_loss`) — warmup, seeded, no
+mined ones) — with a compatibility weight > 0 plus the same ranking against the parent's embeddings
+of the batch's documents (:mod:`embedloop.retrain.compatible_loss`) — warmup, seeded, no
 duplicate texts within a batch. How long to train is chosen on the
 validation split: at least ``training.min_steps`` optimizer steps (small batches get more passes,
 up to ``training.max_epochs``), a validation check ``training.evaluations`` times along the way,
@@ -55,7 +55,7 @@ class Budget:
 
 def train(parent_checkpoint: Path, examples: list[Example], settings: TrainingSettings, work_dir: Path,
           validation: ValidationSet | None = None, metric: str = "mrr@10",
-          progress: Progress = no_progress) -> tuple[object, dict]:
+          progress: Progress = no_progress, compatibility_weight: float = 0.0) -> tuple[object, dict]:
     """The fine-tuned SentenceTransformer (not saved) and what the budget chose (for the lineage)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -97,8 +97,8 @@ def train(parent_checkpoint: Path, examples: list[Example], settings: TrainingSe
         greater_is_better=True,
     )
     callbacks = [Report()] + ([EarlyStoppingCallback(settings.patience)] if checks else [])
-    if settings.compatibility_weight > 0:
-        loss = CompatibleRankingLoss(model, load_checkpoint(parent_checkpoint), settings.compatibility_weight)
+    if compatibility_weight > 0:
+        loss = CompatibleRankingLoss(model, load_checkpoint(parent_checkpoint), compatibility_weight)
     else:
         loss = MultipleNegativesRankingLoss(model)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_dict(columns),
@@ -109,5 +109,5 @@ def train(parent_checkpoint: Path, examples: list[Example], settings: TrainingSe
     report = {**asdict(budget), "steps_run": int(result.global_step),
               "stopped_early": result.global_step < budget.steps, "validation_start": start,
               "validation_curve": curve, "best_step": best[0] if best else None, "metric": metric,
-              "compatibility_weight": settings.compatibility_weight}
+              "compatibility_weight": compatibility_weight}
     return model, report

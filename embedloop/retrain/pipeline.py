@@ -1,9 +1,10 @@
 """One retraining run, start to finish.
 
 lease -> clean what an interrupted run left -> assemble data -> mine hard negatives with the
-parent -> fine-tune -> choose the interpolation on validation -> export + int8 + parity -> gates
--> register as ``candidate`` (or ``rejected`` with its reasons). Applying the promotion policy
-is the caller's business (the command line and the daemon share one entry point for it).
+parent -> fine-tune and choose the interpolation on validation, once per compatibility weight ->
+choose the weight on validation -> export + int8 + parity -> gates -> register as ``candidate``
+(or ``rejected`` with its reasons). Applying the promotion policy is the caller's business (the
+command line and the daemon share one entry point for it).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from embedloop.retrain.data import TrainingData, assemble, held_out_texts
 from embedloop.retrain.finetune import load_checkpoint, train
 from embedloop.retrain.gates import Gates, ServedGraph
 from embedloop.retrain.heartbeat import LEASE_NAME, Heartbeat
-from embedloop.retrain.mining import ServedEmbeddings, mine
+from embedloop.retrain.mining import Example, ServedEmbeddings, mine
 from embedloop.retrain.screening import screen
-from embedloop.retrain.validation import ValidationSet, choose_interpolation
+from embedloop.retrain.validation import ValidationSet, choose_interpolation, choose_weight
 
 log = logging.getLogger(__name__)
 ACTOR = "embedloop-retrain"
@@ -93,6 +94,27 @@ def retrain(state: State, trigger: str = "manual", *, dry_run: bool = False, for
         return result
 
 
+@dataclass
+class Trained:
+    """A fine-tuned model at its chosen interpolation, kept while the other weights train."""
+
+    weights: dict  # a copy of the state dict: the next training must not share it
+    budget: dict
+    alpha: float
+    validation: dict[str, dict[str, dict[str, float]]]
+
+    @property
+    def figures(self) -> dict[str, dict[str, float]]:
+        return self.validation.get(str(self.alpha), {})
+
+    def restore(self, model) -> tuple[Any, dict, float, dict]:  # noqa: ANN001 - SentenceTransformer
+        model.load_state_dict(self.weights)
+        return model, self.budget, self.alpha, self.validation
+
+    def summary(self) -> dict:
+        return {"alpha": self.alpha, "steps_run": self.budget["steps_run"], **self.figures}
+
+
 class Run:
     """The work of one run, phase by phase, each recorded in the run's row."""
 
@@ -100,11 +122,11 @@ class Run:
                  heartbeat: Heartbeat, progress: Progress, held_out: set[str]) -> None:
         self.state, self.settings, self.run_id, self.held_out = state, state.settings, run_id, held_out
         self.parent, self.data, self.trigger, self.heartbeat, self.progress = parent, data, trigger, heartbeat, progress
-        self.timings: dict[str, float] = {}
+        self.timings: list[tuple[str, float]] = []  # a phase repeats when several weights train
         self.work = self.settings.runs_dir / str(run_id)
 
     def phase(self, name: str) -> None:
-        self.timings[name] = time.perf_counter()
+        self.timings.append((name, time.perf_counter()))
         self.state.runs.phase(self.run_id, name)
         self.progress(name)
 
@@ -133,14 +155,11 @@ class Run:
         validation_set = ValidationSet.build(embeddings, self.data.validation, settings.training.seed,
                                              settings.training.validation_queries)
 
-        self.phase("training")
-        metric = settings.gates.metric
-        tuned, budget = train(parent_checkpoint, examples, settings.training, self.work, validation_set, metric,
-                              self.progress)
-
-        self.phase("interpolating")
-        alpha, validation = choose_interpolation(parent_model.state_dict(), tuned, validation_set, settings.training,
-                                                 metric, self.progress)
+        trained = {weight: self.fine_tune(weight, parent_checkpoint, parent_model, examples, validation_set)
+                   for weight in settings.training.compatibility_weights}
+        weight = choose_weight({w: t.figures for w, t in trained.items()}, settings.training.compatibility_keep,
+                               settings.gates.metric) if validation_set else min(trained)
+        tuned, budget, alpha, validation = trained[weight].restore(self.tuned)
         tuned.max_seq_length = int(parent.manifest["max_seq_length"])  # serve as long texts as the parent
         checkpoint = self.work / "checkpoint"
         tuned.save(str(checkpoint), create_model_card=False)
@@ -148,14 +167,18 @@ class Run:
         self.phase("exporting")
         lineage = {"parent": parent.name, "trigger": self.trigger, "run_id": self.run_id, "data": self.data.summary(),
                    "mining": mined, "budget": budget, "interpolation": {"alpha": alpha, "validation": validation},
+                   "compatibility": {"weight": weight, "keep": settings.training.compatibility_keep,
+                                     "tried": {str(w): t.summary() for w, t in trained.items()}},
                    "settings": settings.model_dump(mode="json", include={"retrain", "training", "mining", "gates"})}
         version = register_version(settings, self.state.registry, checkpoint, parent=parent.name, training=lineage,
                                    actor=ACTOR, progress=self.progress, assess=self.assess)
         gates = version.metrics["gates"]
-        ends = {**self.timings, "end": time.perf_counter()}
-        names = list(ends)
-        seconds = {names[i]: round(ends[names[i + 1]] - ends[names[i]], 1) for i in range(len(names) - 1)}
-        details = {"data": self.data.summary(), "mining": mined, "budget": budget, "alpha": alpha, "gates": gates,
+        marks = [*self.timings, ("end", time.perf_counter())]
+        seconds: dict[str, float] = {}
+        for (name, start), (_, end) in zip(marks, marks[1:]):
+            seconds[name] = round(seconds.get(name, 0.0) + end - start, 1)
+        details = {"data": self.data.summary(), "mining": mined, "budget": budget, "alpha": alpha,
+                   "compatibility_weight": weight, "gates": gates,
                    "seconds": {**seconds, "total": round(time.perf_counter() - started, 1)},
                    "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
         result = RunResult("rejected", "; ".join(gates["reasons"]), self.run_id, version.name, parent.name,
@@ -168,6 +191,19 @@ class Run:
                               f"vs {gates['production_probe'][metric]:.4f} (gain {gates['gain']['mean']:+.4f}, "
                               f"lower bound {gates['gain']['ci_low']:+.4f})")
         return result
+
+    def fine_tune(self, weight: float, parent_checkpoint: Path, parent_model, examples: list[Example],  # noqa: ANN001
+                  validation_set: ValidationSet | None) -> "Trained":
+        """One training with one compatibility weight, interpolated toward the parent on validation."""
+        metric = self.settings.gates.metric
+        self.phase("training")
+        tuned, budget = train(parent_checkpoint, examples, self.settings.training, self.work / f"weight-{weight:g}",
+                              validation_set, metric, self.progress, compatibility_weight=weight)
+        self.phase("interpolating")
+        alpha, validation = choose_interpolation(parent_model.state_dict(), tuned, validation_set,
+                                                 self.settings.training, metric, self.progress)
+        self.tuned = tuned  # the last one trained: the chosen weights are loaded into it
+        return Trained({k: v.detach().clone() for k, v in tuned.state_dict().items()}, budget, alpha, validation)
 
     def assess(self, folder: Path, manifest: dict) -> Assessment:
         """The gates, on the exported folder before it is registered."""

@@ -1,5 +1,5 @@
-"""The validation split a run chooses on: how long to train, and how much of the fine-tuned
-weights to keep.
+"""The validation split a run chooses on: how long to train, how much of the fine-tuned weights to
+keep, and which weight of the backward-compatible objective.
 
 The corpus it ranks against is small enough to re-embed at every check and hard enough to tell
 candidates apart: the validation positives, each validation query's nearest documents under the
@@ -26,6 +26,7 @@ class ValidationSet:
     queries: list[str]
     corpus: list[str]
     relevant: list[set[str]]  # documents are named by their text
+    stored: np.ndarray | None = None  # the parent's served vectors of ``corpus``: what clients stored
 
     @classmethod
     def build(cls, embeddings: ServedEmbeddings, pairs: list[TrainingPair], seed: int, max_queries: int = 256,
@@ -38,13 +39,21 @@ class ValidationSet:
         near = top_k(embeddings.queries([p.query for p in pairs]), embeddings.corpus_vectors, neighbours)
         pool = rng.choice(len(embeddings.corpus), size=min(random_docs, len(embeddings.corpus)), replace=False)
         texts = [p.positive for p in pairs] + [embeddings.corpus[i] for i in np.concatenate([near.ravel(), pool])]
-        return cls([p.query for p in pairs], list(dict.fromkeys(texts)), [{p.positive} for p in pairs])
+        corpus = list(dict.fromkeys(texts))
+        return cls([p.query for p in pairs], corpus, [{p.positive} for p in pairs], embeddings.documents(corpus))
 
     def score(self, model) -> dict[str, float]:  # noqa: ANN001 - SentenceTransformer
         """Retrieval metrics of ``model`` (torch, as it trains) on the split."""
-        docs = model.encode(self.corpus, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        return self.figures(model)["own"]
+
+    def figures(self, model) -> dict[str, dict[str, float]]:  # noqa: ANN001 - SentenceTransformer
+        """``own``: the model's queries against its own document vectors; ``cross``: against the
+        parent's stored vectors (what a client that did not reindex searches)."""
         queries = model.encode(self.queries, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-        return evaluate(queries, docs, self.corpus, self.relevant)
+        docs = model.encode(self.corpus, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        own = evaluate(queries, docs, self.corpus, self.relevant)
+        return {"own": own} if self.stored is None else {
+            "own": own, "cross": evaluate(queries, self.stored, self.corpus, self.relevant)}
 
     def evaluator(self):  # noqa: ANN201 - a sentence-transformers InformationRetrievalEvaluator
         from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
@@ -64,21 +73,32 @@ def mix(parent: dict, tuned: dict, alpha: float) -> dict:
 
 def choose_interpolation(parent_state: dict, tuned, validation: ValidationSet | None,  # noqa: ANN001
                          settings: TrainingSettings, metric: str,
-                         progress: Progress = no_progress) -> tuple[float, dict[str, dict[str, float]]]:
+                         progress: Progress = no_progress) -> tuple[float, dict[str, dict[str, dict[str, float]]]]:
     """Load ``parent + a (tuned − parent)`` into ``tuned`` for the smallest ``a`` whose validation
     score is within ``interpolation_tolerance`` of the best: the least change that keeps the gain.
-    Returns ``a`` and every coefficient's figures (``0`` is the parent)."""
+    Returns ``a`` and every coefficient's own and cross figures (``0`` is the parent)."""
     if validation is None:  # nothing to choose on: keep the fine-tuned weights
         return 1.0, {}
     tuned_state = {k: v.detach().clone() for k, v in tuned.state_dict().items()}
     alphas = sorted({0.0, *settings.interpolation})
-    figures: dict[str, dict[str, float]] = {}
+    figures: dict[str, dict[str, dict[str, float]]] = {}
     for step, alpha in enumerate(alphas):
         tuned.load_state_dict(mix(parent_state, tuned_state, alpha))
-        figures[str(alpha)] = validation.score(tuned)
+        figures[str(alpha)] = validation.figures(tuned)
         progress("choosing interpolation", step + 1, len(alphas))
     tried = [a for a in alphas if a > 0]
-    best = max(figures[str(a)][metric] for a in tried)
-    chosen = min(a for a in tried if figures[str(a)][metric] >= best - settings.interpolation_tolerance)
+    best = max(figures[str(a)]["own"][metric] for a in tried)
+    chosen = min(a for a in tried if figures[str(a)]["own"][metric] >= best - settings.interpolation_tolerance)
     tuned.load_state_dict(mix(parent_state, tuned_state, chosen))
     return chosen, figures
+
+
+def choose_weight(outcomes: dict[float, dict[str, dict[str, float]]], keep: float, metric: str) -> float:
+    """Among the compatibility weights whose own validation score is at least ``keep`` x the best
+    one's, the one whose queries rank best against the parent's stored vectors (the smallest weight
+    on a tie). ``outcomes`` maps a weight to its validation figures at the interpolation it chose."""
+    best_own = max(figures["own"][metric] for figures in outcomes.values())
+    kept = [w for w, figures in outcomes.items() if figures["own"][metric] >= keep * best_own]
+    if any("cross" not in outcomes[w] for w in kept):  # nothing to compare against: the plainest
+        return min(kept)
+    return max(sorted(kept), key=lambda w: outcomes[w]["cross"][metric])

@@ -47,6 +47,9 @@ def test_a_run_registers_a_gated_candidate_and_policy_auto_promotes_it(tiny_home
     assert lineage["data"]["feedback_upto"] == seeded["feedback"]
     interpolation = lineage["interpolation"]
     assert interpolation["alpha"] in [0.25, 0.5, 0.75, 1.0] and "0.0" in interpolation["validation"]
+    compatibility = lineage["compatibility"]  # one weight by default: the plain objective, its figures recorded
+    assert compatibility["weight"] == 0.0 and list(compatibility["tried"]) == ["0.0"]
+    assert compatibility["tried"]["0.0"]["own"] == interpolation["validation"][str(interpolation["alpha"])]["own"]
     budget = lineage["budget"]  # 270 pairs = 9 steps an epoch: more passes to reach min_steps, capped at max_epochs
     assert budget["steps_per_epoch"] == 9 and budget["epochs"] == 8 and budget["steps"] == 72
     assert len(budget["validation_curve"]) >= 3 and budget["best_step"] in [s for s, _ in budget["validation_curve"]]
