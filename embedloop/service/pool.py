@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 WARMUP_TEXTS = ["warm up", "a slightly longer sentence to warm up the model with more tokens in it"]
 RETRY_FAILED_AFTER_S = 60.0
+CHANNELS_REREAD_S = 1.0  # an unknown channel name re-reads the channels at most this often
 
 
 def observe_pass(rows: int, width: int) -> None:
@@ -63,6 +64,8 @@ class ModelPool:
         self._failed: dict[str, float] = {}
         self.channels = Channels(registry)
         self.channel_targets: dict[str, str] = {}  # channel -> version, re-read with the production alias
+        self.channels_reread_s = CHANNELS_REREAD_S
+        self._channels_read_at = -CHANNELS_REREAD_S
 
     def threads_per_batch(self) -> int:
         """ONNX Runtime threads of a served session: the cores shared among the batches in flight
@@ -115,8 +118,9 @@ class ModelPool:
     async def resolve(self, name: str | None) -> LoadedModel:
         """The production model (``name`` None), a pinned version or a channel's version, loading it if needed."""
         if name is not None and not VERSION_NAME.match(name):
-            if name not in self.channel_targets:  # a channel created since the last poll
-                await self.refresh_channels()
+            recently = time.monotonic() - self._channels_read_at < self.channels_reread_s
+            if name not in self.channel_targets and not recently:  # a channel created since the last poll
+                await self.refresh_channels()  # (not on every request naming a channel that does not exist)
             if name not in self.channel_targets:
                 raise UnknownVersion(f"no version or channel {name!r}")
             name = self.channel_targets[name]
@@ -156,6 +160,7 @@ class ModelPool:
         return True
 
     async def refresh_channels(self) -> None:
+        self._channels_read_at = time.monotonic()
         self.channel_targets = await asyncio.to_thread(self.channels.targets)
         production = self.production.version if self.production else None
         for channel, version in self.channel_targets.items():

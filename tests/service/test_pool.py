@@ -1,5 +1,7 @@
 """The model pool's view of production and of index channels: what it serves and exports."""
 
+import asyncio
+
 import httpx
 import pytest
 from prometheus_client import REGISTRY
@@ -7,6 +9,7 @@ from prometheus_client import REGISTRY
 from embedloop.core.models.promotion import Promotion
 from embedloop.core.settings import PromotionSettings
 from embedloop.service.app import create_app
+from embedloop.service.pool import CHANNELS_REREAD_S
 from embedloop.service.server import Server
 from tests.conftest import make_state
 
@@ -55,6 +58,33 @@ async def test_a_channel_resolves_to_the_version_it_serves_and_follows_only_when
             assert lagging == (0.0 if compatible else 1.0)
             models = {m["id"]: m["version"] for m in (await c.get("/v1/models")).json()["data"]}
             assert models["embedloop@index-main"] == expected and models["embedloop"] == "v2"
+    finally:
+        await server.stop()
+        state.close()
+
+
+async def test_requests_for_a_channel_that_does_not_exist_re_read_the_channels_at_most_once_a_window(review_home,
+                                                                                                    monkeypatch):
+    state = make_state(review_home, serving={"alias_poll_s": 3600})  # no re-reads but the requests'
+    server = Server(state)
+    await server.start()
+    try:
+        while server.pool._channels_read_at < 0:  # the follow loop's first pass, which reads them once
+            await asyncio.sleep(0.05)
+        reads = []
+        original = server.pool.channels.targets
+        monkeypatch.setattr(server.pool.channels, "targets", lambda: reads.append(1) or original())
+        server.pool._channels_read_at = -CHANNELS_REREAD_S  # as if the last poll were long ago
+        server.pool.channels_reread_s = 600  # a window no slow machine outlasts
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(server)), base_url="http://t") as c:
+            for _ in range(20):
+                missing = await c.post("/v1/embeddings", json={"input": "x", "model": "embedloop@index-nope"})
+                assert missing.status_code == 404
+            assert len(reads) == 1
+            state.channels.create("index-new", reason="created from the command line")
+            server.pool._channels_read_at = -600  # the window over: a new channel is served at once
+            embed = await c.post("/v1/embeddings", json={"input": "x", "model": "embedloop@index-new"})
+            assert embed.status_code == 200 and embed.json()["model"] == "embedloop@v1" and len(reads) > 1
     finally:
         await server.stop()
         state.close()
