@@ -1,7 +1,7 @@
-"""The demo's report: headline numbers, four charts (PNG) and one self-contained HTML page.
+"""The demo's report: headline numbers, five charts (PNG) and one self-contained HTML page.
 
-Everything comes from what the run recorded: the traffic the demo sent, the daemon's check
-history and triggers, the retraining runs and the registry's audit log.
+Everything comes from what the run recorded: the traffic the demo sent, the index client's readings,
+the daemon's check history and triggers, the retraining runs and the registry's audit log.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from embedloop.core.settings import Settings
 from embedloop.core.state import State
 
 
-def collect(state: State, settings: Settings, traffic, events, shift_at: float | None) -> dict:  # noqa: ANN001
+def collect(state: State, settings: Settings, traffic, events, shift_at: float | None,  # noqa: ANN001
+            index=None) -> dict:  # noqa: ANN001 - a StoredIndex
     """``settings``: as the demo last configured them (the policy and floor change during a run)."""
     registry, store = state.registry, state.checks
     audit = [{"at": utc_epoch(e.at), "actor": e.actor, "action": e.action, "alias": e.alias, "from": e.from_version,
@@ -41,8 +42,11 @@ def collect(state: State, settings: Settings, traffic, events, shift_at: float |
                 for v in registry.versions()]
     sent = [{"at": s.at, "latency_s": s.latency_s, "status": s.status, "version": s.version, "phase": s.phase}
             for s in (traffic.sent if traffic else [])]
+    readings = [{"at": r.at, "queries_by": r.queries_by, "index": r.index, "recall@10": r.recall, "mrr@10": r.mrr}
+                for r in (index.readings if index else [])]
     return {"audit": audit, "drift": drift, "probes": probes, "triggers": triggers, "runs": runs, "versions": versions,
-            "requests": sent, "events": events.marks, "shift_at": shift_at, "production": registry.alias(PRODUCTION),
+            "requests": sent, "index": readings,
+            "events": events.marks, "shift_at": shift_at, "production": registry.alias(PRODUCTION),
             "feedback": {"sent": traffic.feedback_sent if traffic else 0,
                          "failed": traffic.feedback_failed if traffic else 0},
             "settings": {"probe_metric": settings.probes.metric, "floor": settings.probes.floor,
@@ -65,6 +69,7 @@ def headline(data: dict) -> dict:
                 "version": pick(rows)["version"]} if rows else None
 
     return {
+        **index_headline(data["index"], first),
         "probe_before_shift": figure(before, lambda r: r[-1]),
         "probe_at_dip": figure(dip, lambda r: min(r, key=lambda p: p["mrr@10"])),
         "probe_after_recovery": figure(after, lambda r: r[0]),
@@ -74,6 +79,24 @@ def headline(data: dict) -> dict:
         "promoted": first["to"] if first else None,
         "requests": len(data["requests"]), "failed_requests": failed, "feedback_posted": data["feedback"]["sent"],
     }
+
+
+def index_headline(readings: list[dict], promotion: dict | None) -> dict:
+    """The index client's recall@10 / MRR@10 on its own index: last before the first promotion, the
+    worst between it and the reindex to the promoted version, the first after that reindex."""
+    if promotion is None:
+        return {"index_before_promotion": None, "index_after_promotion": None, "index_after_reindex": None}
+    rebuilt = f"__{promotion['to']}"
+    before = [r for r in readings if r["at"] < promotion["at"]]
+    held = [r for r in readings if r["at"] > promotion["at"] and not (r["index"] or "").endswith(rebuilt)]
+    after = [r for r in readings if (r["index"] or "").endswith(rebuilt) and r["queries_by"] == promotion["to"]]
+
+    def figure(row: dict | None) -> dict | None:
+        return {k: row[k] for k in ("recall@10", "mrr@10", "queries_by", "index")} if row else None
+
+    return {"index_before_promotion": figure(before[-1] if before else None),
+            "index_after_promotion": figure(min(held, key=lambda r: r["mrr@10"]) if held else None),
+            "index_after_reindex": figure(after[0] if after else None)}
 
 
 def charts(data: dict, out: Path) -> list[Path]:
@@ -169,6 +192,25 @@ def charts(data: dict, out: Path) -> list[Path]:
     ax.set_ylim(0.4, max([int(v["version"].lstrip("v")) for v in data["versions"]] + [1]) + 0.6)
     ax.legend(fontsize=7, loc="upper left")
     paths.append(save(fig, out / "timeline.png"))
+
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    readings = data["index"]
+    for (queries_by, index) in dict.fromkeys((r["queries_by"], r["index"]) for r in readings):
+        rows = [r for r in readings if (r["queries_by"], r["index"]) == (queries_by, index)]
+        stored = (index or "").rsplit("__", 1)[-1]
+        ax.plot([rel(r["at"]) for r in rows], [r["recall@10"] for r in rows], marker="o", linestyle="",
+                label=f"recall@10: queries {queries_by}, vectors {stored}")
+        ax.plot([rel(r["at"]) for r in rows], [r["mrr@10"] for r in rows], marker="x", linestyle="",
+                label=f"MRR@10: queries {queries_by}, vectors {stored}")
+    for at, what in data["events"]:
+        if "promoted" in what or "reindex done" in what:
+            ax.axvline(rel(at), color="grey", linestyle="--")
+            ax.annotate(what, (rel(at), 0.02), fontsize=6, rotation=90, textcoords="offset points", xytext=(2, 0))
+    mark_shift(ax)
+    ax.set(title="The index client: its questions against its own stored vectors (channel embedloop@index-main)",
+           xlabel="seconds", ylim=(0, 1.05))
+    ax.legend(fontsize=6, loc="lower right")
+    paths.append(save(fig, out / "stored_index.png"))
     return paths
 
 
@@ -201,14 +243,14 @@ def gate_rows(data: dict) -> str:
 
 
 def write_report(state: State, settings: Settings, scenario, traffic, events, shift_at,  # noqa: ANN001
-                 out: Path) -> dict:
-    data = collect(state, settings, traffic, events, shift_at)
+                 out: Path, index=None) -> dict:  # noqa: ANN001 - a StoredIndex
+    data = collect(state, settings, traffic, events, shift_at, index)
     head = headline(data)
     summary = {"headline": head, "before": scenario.before if scenario else [],
                "after": scenario.after if scenario else [], "later": scenario.later if scenario else [],
                "pilot_mrr@10": scenario.pilot if scenario else {},
                "floor": data["settings"]["floor"],
-               "audit": data["audit"], "runs": data["runs"], "events": data["events"]}
+               "audit": data["audit"], "runs": data["runs"], "events": data["events"], "index": data["index"]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     images = charts(data, out)
     t0 = min([r["at"] for r in data["requests"]] or [0])

@@ -38,6 +38,7 @@ class Scenario:
     pools: dict[str, list[Query]]  # traffic per phase, with the answers feedback will name
     pilot: dict[str, float] = field(default_factory=dict)  # MRR@10 of the base model per chosen group
     floor: float = 0.0
+    questions: list[tuple[str, list[str]]] = field(default_factory=list)  # the index client's: (text, relevant ids)
 
 
 @dataclass(frozen=True)
@@ -98,5 +99,7 @@ def build_scenario(dataset: Path, group_field: str, size: Size, base: OnnxEncode
     pools = {side: [Query(train.queries[q]["text"], g, sorted(train.qrels[q])) for g in names for q in train_ids[g]]
              for side, names in (("before", before), ("after", after), ("later", later))}
     probes = [(q, test.queries[q]["text"], g, sorted(test.qrels[q])) for g in before for q in test_ids[g]]
+    # the stored-index client asks what the traffic after the first shift asks: the first update's subject
+    questions = [(test.queries[q]["text"], sorted(test.qrels[q])) for g in after for q in test_ids[g]]
     floor = float((np.mean([measured[g] for g in before]) + np.mean([measured[g] for g in after])) / 2)
-    return Scenario(before, after, later, corpus, probes, pools, measured, floor)
+    return Scenario(before, after, later, corpus, probes, pools, measured, floor, questions)

@@ -5,12 +5,16 @@ for a share of it; then traffic shifts to the hardest groups. The daemon declare
 metric falls as feedback on the new groups joins the probe set, a retraining run starts, its
 candidate passes its gates and is promoted (policy auto) while traffic keeps flowing. Then the
 policy becomes manual and traffic shifts again, to groups in between: the next candidate, trained
-on them, waits; the demo approves it through the admin API, rolls back and approves again. Every
-figure in the report is measured in the run.
+on them, waits; the demo approves it through the admin API, rolls back and approves again. Beside
+the traffic, a second client keeps the corpus's vectors in Qdrant on the index channel: its recall on
+its own index is measured throughout — across the promotion (the channel holds, or follows a
+compatible version) and after the reindex the demo then runs. Every figure in the report is measured
+in the run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -33,6 +37,7 @@ from embedloop.core.models.versions import graph_key, load_encoder, packaged_bas
 from embedloop.core.settings import load_settings
 from embedloop.core.state import State
 from embedloop.demo.scenario import FULL, QUICK, Scenario, Size, build_scenario
+from embedloop.demo.stored_index import CHANNEL, StoredIndex
 from embedloop.demo.traffic import Traffic
 
 
@@ -106,6 +111,7 @@ class Demo:
         self.events = Events()
         self.processes: list[subprocess.Popen] = []
         self.traffic: Traffic | None = None
+        self.index: StoredIndex | None = None
         self.scenario: Scenario | None = None
         self.shift_at: float | None = None
         self.second_shift_at = float("inf")
@@ -159,6 +165,8 @@ class Demo:
             result = done()
             if result:
                 return result
+            if self.index is not None:
+                self.index.sample()
             self.status(what)
             time.sleep(poll)
         raise DemoFailed(f"timed out after {timeout:.0f} s waiting for: {what}")
@@ -220,8 +228,36 @@ class Demo:
                 raise DemoFailed(f"the service did not start; see {self.out / 'service.log'}")
             self.say("starting the service")
             time.sleep(1)
+        self.build_index()
         self.daemon = self.spawn("daemon", "daemon")
         self.traffic = Traffic(self.url, self.pace.rate, self.pace.feedback_share)
+
+    def build_index(self) -> None:
+        """The index client's first index: a channel at production, its documents embedded into Qdrant."""
+        documents = self.out / "documents.jsonl"
+        with documents.open("w") as f:
+            for doc_id, text in self.scenario.corpus.items():
+                f.write(json.dumps({"id": doc_id, "text": text}) + "\n")
+        channel = self.admin.create_channel(CHANNEL, reason="the index client's search index")
+        self.run_reindex(channel.serves, "--from", str(documents))
+        self.index = StoredIndex(self.url, self.configured.vectors.path or self.home / "vectors",
+                                 self.scenario.questions)
+        self.index.open()
+        self.index.measure()
+
+    def run_reindex(self, version: str, *args: str) -> None:
+        """``embedloop reindex`` as a user runs it; the index client pauses meanwhile (local mode)."""
+        if self.index is not None:
+            self.index.close()
+        self.events.add(f"reindex of {CHANNEL} with {version} started")
+        process = self.spawn(f"reindex-{version}", "reindex", CHANNEL, "--to", version, *args,
+                             "--reason", "the demo's index client")
+        self.wait(f"reindex of {CHANNEL} with {version}", lambda: process.poll() is not None, 900)
+        if process.returncode != 0:
+            raise DemoFailed(f"the reindex failed; see {self.out / f'reindex-{version}.log'}")
+        self.events.add(f"reindex done: {CHANNEL} serves {version}")
+        if self.index is not None:
+            self.index.open()
 
     def play(self) -> None:
         s, registry, store = self.scenario, self.state.registry, self.state.checks
@@ -240,9 +276,14 @@ class Demo:
 
         first = self.wait("after the shift: waiting for drift, probes, retraining, promotion", promoted,
                           self.pace.promotion_timeout_s)
-        self.events.add(f"{first} promoted by policy auto")
+        promoted_at = self.events.add(f"{first} promoted by policy auto")
         self.wait(f"hot swap to {first}", lambda: self.serving_version(first), 60, poll=0.5)
         self.wait(f"probe check of {first}", lambda: store.probe_runs(first, limit=1), 60)
+        # what the index client gets after the promotion, before any reindex: a few readings
+        self.wait("the index client after the promotion",
+                  lambda: sum(r.at > promoted_at for r in self.index.readings) >= 3, 120)
+        self.run_reindex(first)
+        self.wait(f"{CHANNEL} answering with {first}", lambda: self.index.measure().queries_by == first, 60)
 
         self.write_config(self.scenario.floor, "manual")  # settings are read at start-up: restart the daemon
         self.stop_process(self.daemon)
@@ -295,11 +336,13 @@ class Demo:
         finally:
             if self.traffic is not None:
                 self.traffic.stop()
+            if self.index is not None:
+                self.index.close()
             self.say("stopping the service and the daemon")
             self.stop_processes()
             if self.scenario is not None:
                 self.say("writing the report")
                 self.summary = write_report(self.state, self.configured, self.scenario, self.traffic, self.events,
-                                            self.shift_at, self.out)
+                                            self.shift_at, self.out, self.index)
             self.state.close()
         return self.summary

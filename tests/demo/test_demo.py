@@ -43,10 +43,18 @@ def test_quick_demo_tells_the_story(tmp_path):
     assert head["promoted"] is not None and head["seconds_shift_to_promotion"] > 0
     assert head["probe_after_recovery"]["mrr@10"] > head["probe_at_dip"]["mrr@10"]
     assert head["failed_requests"] == 0 and head["requests"] > 100
-    moves = [(a["action"], a["actor"]) for a in summary["audit"] if a["alias"] == "production"]
+    # admin moves name the person and the credential: "demo (key:admin-token)"
+    moves = [(a["action"], a["actor"].split(" ")[0]) for a in summary["audit"] if a["alias"] == "production"]
     assert moves[0] == ("init", "demo") and moves[1] == ("approve", "embedloop-retrain")
     assert moves[-3:] == [("approve", "demo"), ("rollback", "demo"), ("approve", "demo")]
+    # the index client: no drop across the promotion (its channel held, or followed a compatible
+    # version), and after the reindex its questions and its vectors both come from the promoted version
+    before, held, rebuilt = (head[f"index_{when}"] for when in ("before_promotion", "after_promotion", "after_reindex"))
+    assert before["queries_by"] == "v1" and before["index"] == "index-main__v1"
+    assert held["recall@10"] >= before["recall@10"] - 0.02
+    assert rebuilt["queries_by"] == head["promoted"] and rebuilt["index"] == f"index-main__{head['promoted']}"
+    assert rebuilt["mrr@10"] > before["mrr@10"]
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and all((out / f"{n}.png").is_file()
-                                                                for n in ("drift", "probes", "latency", "timeline"))
+    charts = ("drift", "probes", "latency", "timeline", "stored_index")
+    assert page.count("data:image/png;base64,") == 5 and all((out / f"{n}.png").is_file() for n in charts)
     assert f"report: {out / 'report.html'}" in done.stdout.replace("\n", "")
