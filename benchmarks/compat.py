@@ -1,7 +1,7 @@
 """Stored vectors across an update: what a client that keeps its index gets, with and without the
 backward-compatible objective, on MedQuAD, int8 as served.
 
-    .venv/bin/python benchmarks/compat.py [--weights 0,0.3,1] [--pairs N] [--work DIR]
+    .venv/bin/python benchmarks/compat.py [--weights 0,0.3,1] [--pairs N] [--work DIR] [--resume]
 
 Feedback = the question split's training pairs (all of them, or a seeded sample of whole questions
 adding up to about ``--pairs``), probes = its 2,777 test questions against all 15,736 answers. One
@@ -11,6 +11,11 @@ what is reported: the candidate's own MRR@10 (its queries against its own vector
 and the cross figure (the candidate's queries against the base's stored vectors). Also reported: the
 validation figures each run recorded, and the weight the validation rule
 (``training.compatibility_keep``) would choose among them — to compare with the test set's verdict.
+And a query-side adapter for each candidate (orthogonal Procrustes, after Drift-Adapter): a rotation
+fitted on a seeded sample of documents embedded by both versions maps the candidate's query vectors
+into the base's space; its cross figure says whether serving such an adapter would be worth it.
+(``--resume`` keeps the state folder and the results of an earlier invocation and runs only the
+weights it has not measured; every run's adapter is measured where missing.)
 
 Targets (issue: deliver each update to clients who store vectors): with the objective, cross MRR@10
 >= base + half of the candidate's own gain; the candidate's own MRR@10 >= 0.99 x the run without it.
@@ -26,11 +31,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from common import DATASETS, REPO, save
+import numpy as np
+from common import DATASETS, REPO, RESULTS, save
+from scipy.linalg import orthogonal_procrustes
 
+from embedloop.core.evaluation.corpus_cache import cached_corpus_embeddings
+from embedloop.core.evaluation.retrieval import evaluate
 from embedloop.core.labels.beir import load_beir
 from embedloop.core.labels.feedback import FeedbackItem
 from embedloop.core.labels.probes import ProbeQuery
+from embedloop.core.models.versions import graph_key, load_encoder
 from embedloop.core.settings import TrainingSettings, load_settings
 from embedloop.core.state import State
 from embedloop.retrain.validation import choose_weight
@@ -86,12 +96,31 @@ def run_weight(home: Path, weight: float) -> dict:
             "seconds": run.details.get("seconds")}
 
 
+def adapter(home: Path, name: str, base: str = "v1", sample: int = 2000) -> dict:
+    """Cross figures of the candidate's queries rotated into the base's space (orthogonal Procrustes
+    on ``sample`` documents embedded by both — what re-embedding a sample of a stored index costs)."""
+    with State(load_settings(home)) as state:
+        settings, probes = state.settings, state.probes.load()
+        vectors = {}
+        for version in (base, name):  # cached by the gates: nothing is embedded again
+            v = state.registry.get(version)
+            vectors[version] = cached_corpus_embeddings(load_encoder(settings, v), graph_key(v), probes.doc_ids,
+                                                        probes.doc_texts, settings.corpus_cache_dir)
+        queries = load_encoder(settings, state.registry.get(name)).encode(probes.query_texts)
+    rows = np.random.default_rng(0).choice(len(probes.doc_ids), size=min(sample, len(probes.doc_ids)), replace=False)
+    rotation, _ = orthogonal_procrustes(vectors[name][rows], vectors[base][rows])
+    mapped = queries @ rotation
+    mapped /= np.linalg.norm(mapped, axis=1, keepdims=True)
+    return {"sample": len(rows), "cross": evaluate(mapped, vectors[base], probes.doc_ids, probes.relevant)}
+
+
 def checks(runs: dict[str, dict], keep: float) -> dict:
     plain = runs.get("0.0")
     out = {}
     for weight, r in runs.items():
         gain = r["own"] - r["base"]
         out[weight] = {"own": round(r["own"], 4), "cross": round(r["cross"], 4), "base": round(r["base"], 4),
+                       "cross_with_adapter": round(r["adapter"]["cross"][METRIC], 4) if "adapter" in r else None,
                        "share_of_gain_kept": round((r["cross"] - r["base"]) / gain, 3) if gain > 0 else None,
                        "cross_target_met": r["cross"] >= r["base"] + gain / 2}
         if plain is not None and weight != "0.0":
@@ -109,12 +138,21 @@ def main() -> None:
     parser.add_argument("--weights", default="0,0.3,1", help="comma-separated compatibility weights, one run each")
     parser.add_argument("--pairs", type=int, default=None, help="train on a seeded sample of about N pairs")
     parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".work" / "compat")
+    parser.add_argument("--resume", action="store_true", help="continue an earlier invocation's state and results")
     args = parser.parse_args()
     home = args.work / "home"
-    result: dict = {"data": prepare(home, args.pairs), "runs": {}}
     keep = TrainingSettings().compatibility_keep
+    if args.resume:
+        earlier = json.loads((RESULTS / "compat.json").read_text())
+        result = {k: v for k, v in earlier.items() if k not in ("benchmark", "when", "machine")}
+    else:
+        result = {"data": prepare(home, args.pairs), "runs": {}}
     for weight in (float(w) for w in args.weights.split(",")):
-        result["runs"][str(weight)] = run_weight(home, weight)
+        if str(weight) not in result["runs"]:
+            result["runs"][str(weight)] = run_weight(home, weight)
+        run = result["runs"][str(weight)]
+        if "adapter" not in run:
+            run["adapter"] = adapter(home, run["version"])
         result["checks"] = checks(result["runs"], keep)
         save("compat", result)  # after each run: a long benchmark keeps what it measured
     print(json.dumps(result["checks"], indent=2))
