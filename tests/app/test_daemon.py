@@ -71,14 +71,15 @@ def test_daemon_runs_checks_holds_the_lease_and_stops_cleanly(tiny_home):
     first = start_daemon(tiny_home, port)
     try:
         deadline = time.monotonic() + 60
-        text = ""
-        while time.monotonic() < deadline and 'check="drift"' not in text:
+        text, finished = "", 'embedloop_check_last_run_timestamp_seconds{check="drift"}'
+        # other drift series (duration, runs) appear before the check finishes: wait for this one
+        while time.monotonic() < deadline and finished not in text:
             time.sleep(0.5)
             try:
                 text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
             except httpx.HTTPError:
                 pass
-        assert 'embedloop_check_last_run_timestamp_seconds{check="drift"}' in text
+        assert finished in text
         second = start_daemon(tiny_home, free_port())
         out, _ = second.communicate(timeout=60)
         assert second.returncode == 2 and "another daemon is already running" in out
