@@ -11,9 +11,9 @@ what is reported: the candidate's own MRR@10 (its queries against its own vector
 and the cross figure (the candidate's queries against the base's stored vectors). Also reported: the
 validation figures each run recorded, and the weight the validation rule
 (``training.compatibility_keep``) would choose among them — to compare with the test set's verdict.
-And a query-side adapter for each candidate (orthogonal Procrustes, after Drift-Adapter): a rotation
-fitted on a seeded sample of documents embedded by both versions maps the candidate's query vectors
-into the base's space; its cross figure says whether serving such an adapter would be worth it.
+And each candidate's query adapter as the gates fit and the service serves it (``embedloop@v2~v1``: a
+rotation into the base's space, orthogonal Procrustes, fitted on the answers no test question points
+to): what a client that keeps its index gets by querying through it.
 (``--resume`` keeps the state folder and the results of an earlier invocation and runs only the
 weights it has not measured; every run's adapter is measured where missing.)
 
@@ -31,12 +31,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 from common import DATASETS, REPO, RESULTS, save
-from scipy.linalg import orthogonal_procrustes
 
+from embedloop.core.evaluation.compatibility import fit_query_adapter
 from embedloop.core.evaluation.corpus_cache import cached_corpus_embeddings
-from embedloop.core.evaluation.retrieval import evaluate
+from embedloop.core.evaluation.probes import score_probes
 from embedloop.core.labels.beir import load_beir
 from embedloop.core.labels.feedback import FeedbackItem
 from embedloop.core.labels.probes import ProbeQuery
@@ -96,9 +95,10 @@ def run_weight(home: Path, weight: float) -> dict:
             "seconds": run.details.get("seconds")}
 
 
-def adapter(home: Path, name: str, base: str = "v1", sample: int = 2000) -> dict:
-    """Cross figures of the candidate's queries rotated into the base's space (orthogonal Procrustes
-    on ``sample`` documents embedded by both — what re-embedding a sample of a stored index costs)."""
+def adapter(home: Path, name: str, base: str = "v1") -> dict:
+    """Cross figures of the candidate's queries through the query adapter the gates fit and serve
+    (:func:`fit_query_adapter`: a rotation into the base's space, fitted on the documents no test
+    question points to)."""
     with State(load_settings(home)) as state:
         settings, probes = state.settings, state.probes.load()
         vectors = {}
@@ -106,12 +106,10 @@ def adapter(home: Path, name: str, base: str = "v1", sample: int = 2000) -> dict
             v = state.registry.get(version)
             vectors[version] = cached_corpus_embeddings(load_encoder(settings, v), graph_key(v), probes.doc_ids,
                                                         probes.doc_texts, settings.corpus_cache_dir)
-        queries = load_encoder(settings, state.registry.get(name)).encode(probes.query_texts)
-    rows = np.random.default_rng(0).choice(len(probes.doc_ids), size=min(sample, len(probes.doc_ids)), replace=False)
-    rotation, _ = orthogonal_procrustes(vectors[name][rows], vectors[base][rows])
-    mapped = queries @ rotation
-    mapped /= np.linalg.norm(mapped, axis=1, keepdims=True)
-    return {"sample": len(rows), "cross": evaluate(mapped, vectors[base], probes.doc_ids, probes.relevant)}
+        candidate = state.registry.get(name)
+        own = score_probes(load_encoder(settings, candidate), graph_key(candidate), probes, settings.corpus_cache_dir)
+    fitted = fit_query_adapter(own, vectors[name], vectors[base])
+    return {"documents": fitted.documents, "cross": fitted.cross.summary()["metrics"]}
 
 
 def checks(runs: dict[str, dict], keep: float) -> dict:
@@ -151,7 +149,7 @@ def main() -> None:
         if str(weight) not in result["runs"]:
             result["runs"][str(weight)] = run_weight(home, weight)
         run = result["runs"][str(weight)]
-        if "adapter" not in run:
+        if "documents" not in run.get("adapter", {}):  # (earlier invocations fitted on a random sample)
             run["adapter"] = adapter(home, run["version"])
         result["checks"] = checks(result["runs"], keep)
         save("compat", result)  # after each run: a long benchmark keeps what it measured

@@ -54,7 +54,8 @@ class Usage(BaseModel):
 class EmbeddingResponse(BaseModel):
     object: Literal["list"]
     data: list[Embedding]
-    model: str = Field(description="embedloop@<version>: the version that made the vectors")
+    model: str = Field(description="embedloop@<version> (the version that made the vectors), or "
+                       "embedloop@<version>~<older> when a query adapter rotated them into an older version's space")
     usage: Usage
 
 
@@ -66,6 +67,7 @@ class ModelCard(BaseModel):
     version: str
     dimensions: int
     max_input_tokens: int
+    adapts_into: str | None = Field(None, description="a query adapter's: the version whose vectors it retrieves from")
 
 
 class ModelList(BaseModel):

@@ -227,6 +227,9 @@ class GateSettings(Group):
         "client that stored vectors gets after the update): off, record (shown, not gated), require (a gate)")
     compatibility_tolerance: float = Field(0.0, ge=0, description="compatible: the cross metric is at least "
                                            "production's own minus this")
+    query_adapter: bool = Field(True, description="with compatibility measured: fit a query adapter (a rotation "
+                                "into production's space) and register it when it retrieves more from production's "
+                                "vectors than the plain candidate; served as embedloop@<candidate>~<production>")
     changed_queries: int = Field(10, ge=0, le=100, description="probe questions that gained most and fell most "
                                  "to record with the gate figures, for the review page")
 

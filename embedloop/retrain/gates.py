@@ -8,7 +8,8 @@
    imported vs feedback-derived probes;
 4. **compatibility** (with ``gates.compatibility: require``; otherwise only recorded) — the
    candidate's queries against production's document vectors must reach production's own figure
-   minus ``gates.compatibility_tolerance``;
+   minus ``gates.compatibility_tolerance``. With it, a query adapter into production's space is
+   fitted and measured (:mod:`embedloop.core.models.adapters`): not a gate, a second way to serve;
 5. **STS** — Spearman on ``gates.sts_dataset`` ≥ ``gates.sts_min_ratio`` × the parent's;
 6. **retention** — MRR@10 on ``gates.retention_dataset`` (general-domain retrieval, never trained
    on) ≥ ``gates.retention_min_ratio`` × the parent's.
@@ -27,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from embedloop.core.evaluation.changes import changed_queries
-from embedloop.core.evaluation.compatibility import compatibility, cross_scores
+from embedloop.core.evaluation.compatibility import compatibility, cross_scores, fit_query_adapter
+from embedloop.core.evaluation.corpus_cache import cached_corpus_embeddings
 from embedloop.core.evaluation.paired import PairedComparison, compare
 from embedloop.core.evaluation.probes import ProbeScores, score_probes
 from embedloop.core.evaluation.sts import sts_spearman
@@ -63,6 +65,7 @@ class GateReport:
     metric: str
     gates: list[Gate] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    adapter: np.ndarray | None = None  # a query adapter into production's space, to register with the candidate
 
     @property
     def passed(self) -> bool:
@@ -157,11 +160,35 @@ class Gates:
         cross = cross_scores(mine, production.encoder, production.key, self.cache_dir, self.progress)
         figures = compatibility(cross, mine, theirs, s.metric, s.compatibility_tolerance)
         report.figures["compatibility"] = figures
+        if s.query_adapter:
+            figures["adapter"] = self.adapter(report, candidate, production, mine, theirs)
         if s.compatibility == "require":
             cross, older = figures["cross"][s.metric], figures["older"][s.metric]
             report.add("compatibility", figures["compatible"],
                        f"{s.metric} of its queries against production's stored vectors {cross:.4f} vs production's "
                        f"own {older:.4f} (tolerance {s.compatibility_tolerance:g})")
+
+    def adapter(self, report: GateReport, candidate: ServedGraph, production: ServedGraph, mine: ProbeScores,
+                theirs: ProbeScores) -> dict:
+        """Fit a query adapter into production's space and measure it; kept (``report.adapter``) when its
+        queries retrieve more from production's vectors than both the plain candidate's and production's own."""
+        s, probes = self.settings, mine.probes
+        new_docs, old_docs = (cached_corpus_embeddings(g.encoder, g.key, probes.doc_ids, probes.doc_texts,
+                                                       self.cache_dir, self.progress) for g in (candidate, production))
+        fitted = fit_query_adapter(mine, new_docs, old_docs)
+        if isinstance(fitted, str):
+            return {"served": False, "why": fitted}
+        figures = compatibility(fitted.cross, mine, theirs, s.metric, s.compatibility_tolerance)
+        plain = report.figures["compatibility"]
+        adapted, beaten = figures["cross"][s.metric], max(plain["cross"][s.metric], plain["older"][s.metric])
+        served = adapted > beaten
+        if served:
+            report.adapter = fitted.rotation
+        why = "beats" if served else "does not beat"
+        return {"cross": figures["cross"], "compatible": figures["compatible"], "kept_gain": figures["kept_gain"],
+                "documents": fitted.documents, "served": served,
+                "why": f"{s.metric} {adapted:.4f} against production's vectors {why} the plain candidate's and "
+                       f"production's own ({beaten:.4f})"}
 
     def subsets_gate(self, report: GateReport, name: str, labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
         """No subset (probe group, or probe origin) with enough queries may confidently fall beyond the tolerance."""

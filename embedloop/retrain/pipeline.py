@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from embedloop.core.evaluation.corpus_cache import cached_corpus_embeddings
 from embedloop.core.history.runs import RunStatus
 from embedloop.core.labels import split
+from embedloop.core.models.adapters import adapter_file
 from embedloop.core.models.artifacts import sha256_file
 from embedloop.core.models.encoder import OnnxEncoder
 from embedloop.core.models.export import INT8_GRAPH
@@ -220,5 +223,7 @@ class Run:
         if self.heartbeat.lost:
             raise RetrainError("lost the retraining lease; not registering")
         self.phase("registering")
+        if gates.adapter is not None:  # registered with the version's files, so checked like them when loaded
+            np.save(folder / adapter_file(production.name), gates.adapter, allow_pickle=False)
         state = VersionState.CANDIDATE if gates.passed else VersionState.REJECTED
         return Assessment({"gates": gates.as_dict()}, state, gates.reasons)

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from embedloop.api.v1 import EmbeddingRequest
 from embedloop.core.access.keys import Scope
 from embedloop.core.history.querylog import RequestRecord, SampledText
+from embedloop.core.models.adapters import adapter_name, adapters_of
 from embedloop.core.models.encoder import TokenizedText, normalize_rows
 from embedloop.core.validation import first_problem
 from embedloop.service import metrics
@@ -62,7 +63,8 @@ def requested_version(model: str, alias: str) -> str | None:
     prefix = f"{alias}@"
     if model.startswith(prefix) and len(model) > len(prefix):
         return model[len(prefix):]
-    raise ApiError(404, f"model {model!r} does not exist; use {alias!r}, {alias}@<version> or {alias}@<channel>",
+    raise ApiError(404, f"model {model!r} does not exist; use {alias!r}, {alias}@<version>, {alias}@<channel> or "
+                   f"{alias}@<version>~<older version> (a query adapter)",
                    code="model_not_found", param="model")
 
 
@@ -118,11 +120,12 @@ async def embed_admitted(request: Request, server: Server, req: EmbeddingRequest
     metrics.TOKENS.labels(version).inc(n_tokens)
     if truncated:
         metrics.TRUNCATIONS.labels(version).inc(truncated)
+    served = shape_vectors(model.shape(vectors), req.dimensions)  # the query log keeps the version's own
     body = {
         "object": "list",
         "data": [{"object": "embedding", "index": i, "embedding": e}
-                 for i, e in enumerate(encode_vectors(shape_vectors(vectors, req.dimensions), req.encoding_format))],
-        "model": f"{settings.model_alias}@{version}",
+                 for i, e in enumerate(encode_vectors(served, req.encoding_format))],
+        "model": f"{settings.model_alias}@{model.name}",
         "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
     }
     request.state.querylog_record = RequestRecord(version, 200, len(texts), n_tokens, 0.0,
@@ -169,6 +172,8 @@ async def list_models(request: Request) -> Response:
         if v.name == production:
             cards.insert(0, {"id": alias, **card})
         cards.append({"id": f"{alias}@{v.name}", **card})
+        cards += [{"id": f"{alias}@{adapter_name(v.name, into)}", **card, "adapts_into": into}
+                  for into in adapters_of(v)]
     cards += [{"id": f"{alias}@{channel}", **by_version[version]}
               for channel, version in sorted(server.pool.channel_targets.items()) if version in by_version]
     return JSONResponse({"object": "list", "data": cards})

@@ -57,7 +57,8 @@ MODEL_SWAPS = Counter("embedloop_model_swaps_total", "Production hot-swaps done 
 COMPATIBILITY = Gauge(
     "embedloop_version_compatibility",
     "Probe metric of the production version as recorded at its gates: its queries against the stored document "
-    "vectors of the version it replaced (cross), alone (own), and that version alone (older)",
+    "vectors of the version it replaced (cross), alone (own), that version alone (older), and through its query "
+    "adapter into that version's space (adapter, when one is served)",
     ["version", "against", "figure"],
     multiprocess_mode="livemax",
 )

@@ -1,5 +1,6 @@
 """Loaded model versions: follows the ``production`` alias, hot-swaps, serves pinned versions and
-index channels (``embedloop@index-main``: whatever version the channel serves).
+index channels (``embedloop@index-main``: whatever version the channel serves) and query adapters
+(``embedloop@v2~v1``: v2's vectors rotated into v1's space).
 
 A new production version is loaded, checked (sha256) and warmed in a background thread while the
 old one keeps serving; the swap is one reference assignment. At most ``max_loaded_versions`` stay
@@ -15,12 +16,16 @@ import os
 import time
 from collections import OrderedDict
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
+
+from embedloop.core.models.adapters import ADAPTER_NAME, QueryAdapter, adapter_name, load_adapter
+from embedloop.core.models.artifacts import IntegrityError
 from embedloop.core.models.channels import Channels
 from embedloop.core.models.encoder import OnnxEncoder
 from embedloop.core.models.registry import PRODUCTION, VERSION_NAME, Registry, UnknownVersion
-from embedloop.core.models.versions import load_encoder
+from embedloop.core.models.versions import load_encoder, version_dir
 from embedloop.core.settings import Settings
 from embedloop.service import metrics
 from embedloop.service.admission import Admission
@@ -48,6 +53,15 @@ class LoadedModel:
     encoder: OnnxEncoder
     batcher: Batcher
     last_used: float = 0.0
+    adapter: QueryAdapter | None = None  # set on the view of a version a request names by its adapter
+
+    @property
+    def name(self) -> str:
+        """The model name that answers: the version, or its adapter (``v2~v1``)."""
+        return self.adapter.name if self.adapter else self.version
+
+    def shape(self, vectors: np.ndarray) -> np.ndarray:
+        return self.adapter.apply(vectors) if self.adapter else vectors
 
 
 class ModelPool:
@@ -66,6 +80,7 @@ class ModelPool:
         self.channel_targets: dict[str, str] = {}  # channel -> version, re-read with the production alias
         self.channels_reread_s = CHANNELS_REREAD_S
         self._channels_read_at = -CHANNELS_REREAD_S
+        self.adapters: dict[str, QueryAdapter] = {}  # one dims x dims matrix each: kept once read
 
     def threads_per_batch(self) -> int:
         """ONNX Runtime threads of a served session: the cores shared among the batches in flight
@@ -116,7 +131,11 @@ class ModelPool:
             return model
 
     async def resolve(self, name: str | None) -> LoadedModel:
-        """The production model (``name`` None), a pinned version or a channel's version, loading it if needed."""
+        """The production model (``name`` None), a pinned version, a channel's version or a version's
+        query adapter (``v2~v1``), loading it if needed."""
+        if name is not None and (adapted := ADAPTER_NAME.match(name)):
+            model = await self.resolve(adapted.group(1))
+            return replace(model, adapter=await self._adapter(model.version, adapted.group(2)))
         if name is not None and not VERSION_NAME.match(name):
             recently = time.monotonic() - self._channels_read_at < self.channels_reread_s
             if name not in self.channel_targets and not recently:  # a channel created since the last poll
@@ -134,6 +153,17 @@ class ModelPool:
         model.last_used = time.monotonic()
         self.loaded.move_to_end(model.version)
         return model
+
+    async def _adapter(self, version: str, into: str) -> QueryAdapter:
+        key = adapter_name(version, into)
+        if key not in self.adapters:
+            found = await asyncio.to_thread(self.registry.get, version)
+            try:
+                self.adapters[key] = await asyncio.to_thread(load_adapter, version_dir(self.settings, found),
+                                                             found, into)
+            except (IntegrityError, ValueError) as exc:
+                raise VersionUnavailable(f"the query adapter {key} cannot be loaded: {exc}") from exc
+        return self.adapters[key]
 
     # -- following the production alias ---------------------------------------------------------
     async def refresh(self) -> bool:
@@ -205,6 +235,9 @@ class ModelPool:
         metric = figures["metric"]
         for figure in ("cross", "own", "older"):
             metrics.COMPATIBILITY.labels(name, against, figure).set(figures[figure][metric])
+        adapter = figures.get("adapter") or {}
+        if adapter.get("served"):  # what embedloop@<name>~<against> retrieves from the older vectors
+            metrics.COMPATIBILITY.labels(name, against, "adapter").set(adapter["cross"][metric])
         metrics.COMPATIBLE.labels(name, against).set(1 if figures["compatible"] else 0)
 
     async def stop(self) -> None:

@@ -9,7 +9,11 @@ import time
 import pytest
 
 from embedloop.app.retraining import retrain_and_promote
+from embedloop.core.evaluation.corpus_cache import cached_corpus_embeddings
+from embedloop.core.evaluation.probes import rank_probes, score_probes
+from embedloop.core.models.adapters import adapters_of, load_adapter
 from embedloop.core.models.registry import CANDIDATE, PRODUCTION
+from embedloop.core.models.versions import graph_key, load_encoder, version_dir
 from embedloop.retrain.pipeline import retrain
 from tests.conftest import DATASETS, REPO, seed_medquad
 
@@ -40,6 +44,19 @@ def test_a_run_registers_a_gated_candidate_and_policy_auto_promotes_it(tiny_home
     assert compat["older"]["mrr@10"] == gates["production_probe"]["mrr@10"]
     assert 0 < compat["cross"]["mrr@10"] != compat["own"]["mrr@10"] and "compatibility" not in {
         g["name"] for g in gates["gates"]}
+    adapter = compat["adapter"]  # fitted and measured; registered only if it beats both plain figures
+    beaten = max(compat["cross"]["mrr@10"], compat["older"]["mrr@10"])
+    assert adapter["served"] == (adapter["cross"]["mrr@10"] > beaten) == (adapters_of(version) == ["v1"])
+    assert adapter["documents"] == seeded["docs"] - len(set().union(*state.probes.load().relevant))
+    if adapter["served"]:  # the registered rotation reproduces the recorded figure
+        loaded = load_adapter(version_dir(state.settings, version), version, "v1")
+        probes, cache = state.probes.load(), state.settings.corpus_cache_dir
+        own = score_probes(load_encoder(state.settings, version), graph_key(version), probes, cache)
+        v1 = registry.get("v1")
+        old_docs = cached_corpus_embeddings(load_encoder(state.settings, v1), graph_key(v1), probes.doc_ids,
+                                            probes.doc_texts, cache)
+        cross = rank_probes(loaded.apply(own.query_vectors), old_docs, probes).summary()["metrics"]["mrr@10"]
+        assert cross == pytest.approx(adapter["cross"]["mrr@10"], abs=1e-9)
     lineage = version.training
     assert version.parent == "v1" and lineage["trigger"] == "probe_recall"
     data = lineage["data"]

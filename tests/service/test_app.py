@@ -210,3 +210,51 @@ async def test_token_id_arrays_are_refused_with_the_langchain_flag_named(served)
     error = response.json()["error"]
     assert response.status_code == 400 and error["param"] == "input"
     assert "check_embedding_ctx_length=False" in error["message"]
+
+
+def register_with_adapter(server, base, into: str):
+    """A second version registered with a query adapter into ``into``'s space: a seeded random rotation."""
+    from scipy.stats import ortho_group
+
+    from embedloop.core.models.adapters import adapter_file
+    from embedloop.core.models.versions import Assessment
+
+    rotation = ortho_group.rvs(server.state.registry.get(into).manifest["dimensions"], random_state=0)
+
+    def assess(folder, manifest):
+        np.save(folder / adapter_file(into), rotation.astype(np.float32))
+        return Assessment()
+
+    return register_version(server.settings, server.state.registry, base, assess=assess), rotation
+
+
+async def test_a_query_adapter_serves_the_versions_vectors_rotated_into_the_older_space(served, tiny_base):
+    client, server = await served()
+    v2, rotation = register_with_adapter(server, tiny_base, "v1")
+    texts = ["heart attack symptoms", "how is glaucoma treated"]
+    own = await embed(client, input=texts, model="embedloop@v2")
+    adapted = await embed(client, input=texts, model="embedloop@v2~v1")
+    assert adapted.status_code == 200 and adapted.json()["model"] == "embedloop@v2~v1"
+    assert adapted.headers[VERSION_HEADER] == "v2"  # the version that ran, for metrics and the query log
+    mine = np.array([d["embedding"] for d in own.json()["data"]])
+    theirs = np.array([d["embedding"] for d in adapted.json()["data"]])
+    assert np.abs(theirs - mine @ rotation).max() < 1e-5
+    assert np.abs(theirs @ theirs.T - mine @ mine.T).max() < 1e-5  # a rotation: v2's own rankings are kept
+    short = await embed(client, input=texts[0], model="embedloop@v2~v1", dimensions=8)
+    vector = np.array(short.json()["data"][0]["embedding"])
+    assert vector.shape == (8,) and abs(np.linalg.norm(vector) - 1) < 1e-5
+    cards = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
+    assert cards["embedloop@v2~v1"]["version"] == "v2" and cards["embedloop@v2~v1"]["adapts_into"] == "v1"
+    for missing in ("embedloop@v1~v2", "embedloop@v9~v1"):  # no such adapter; no such version
+        refused = await embed(client, input="x", model=missing)
+        assert refused.status_code == 404 and refused.json()["error"]["code"] == "model_not_found", missing
+
+
+async def test_a_tampered_query_adapter_is_refused(served, tiny_base):
+    client, server = await served()
+    v2, _ = register_with_adapter(server, tiny_base, "v1")
+    path = server.settings.models_dir / v2.artifact_dir / "adapter-v1.npy"
+    np.save(path, np.eye(v2.manifest["dimensions"], dtype=np.float32))
+    refused = await embed(client, input="x", model="embedloop@v2~v1")
+    assert refused.status_code == 503 and "sha256" in refused.json()["error"]["message"]
+    assert (await embed(client, input="x", model="embedloop@v2")).status_code == 200

@@ -28,6 +28,9 @@ async def test_after_a_swap_production_exports_how_its_queries_meet_the_replaced
             exported = REGISTRY.get_sample_value("embedloop_version_compatibility",
                                                  {"version": "v2", "against": "v1", "figure": figure})
             assert exported == figures[figure]["mrr@10"]
+        adapter = REGISTRY.get_sample_value("embedloop_version_compatibility",
+                                            {"version": "v2", "against": "v1", "figure": "adapter"})
+        assert adapter == (figures["adapter"]["cross"]["mrr@10"] if figures["adapter"]["served"] else None)
         compatible = REGISTRY.get_sample_value("embedloop_version_compatible", {"version": "v2", "against": "v1"})
         assert compatible == (1.0 if figures["compatible"] else 0.0)
     finally:

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from embedloop.core.models.adapters import adapter_name, adapters_of
 from embedloop.core.models.registry import (
     CANDIDATE,
     PRODUCTION,
@@ -66,6 +67,7 @@ class Held:
     built_with: str
     production: str
     why: str
+    adapter: str | None = None  # a query adapter the channel's clients can use until they reindex
 
 
 def compatible_with(version: ModelVersion, built_with: str) -> tuple[bool, str]:
@@ -81,6 +83,17 @@ def compatible_with(version: ModelVersion, built_with: str) -> tuple[bool, str]:
     if not figures["compatible"]:
         return False, f"{version.name}'s queries against {built_with}'s vectors: {metric} {cross:.4f} < {older:.4f}"
     return True, f"{version.name}'s queries against {built_with}'s vectors: {metric} {cross:.4f} ≥ {older:.4f}"
+
+
+def adapter_offer(version: ModelVersion, built_with: str) -> tuple[str, str] | None:
+    """``version``'s query adapter into ``built_with``'s space, if one is registered: its model name
+    and what it measured — what a held channel's clients can use until they reindex."""
+    if built_with not in adapters_of(version):
+        return None
+    figures = version.metrics["gates"]["compatibility"]
+    metric, name = figures["metric"], adapter_name(version.name, built_with)
+    return name, (f"embedloop@{name} (its queries rotated into {built_with}'s space) retrieves {metric} "
+                  f"{figures['adapter']['cross'][metric]:.4f} from {built_with}'s vectors")
 
 
 class Channels:
@@ -149,9 +162,12 @@ class Channels:
             if ok:
                 t.point(row.name, production, action=Action.CHANNEL_FOLLOW, reason=why)
                 continue
-            held.append(Held(row.name, serves, row.built_with, production, why))
+            adapter = adapter_offer(version, row.built_with)
+            held.append(Held(row.name, serves, row.built_with, production, why, adapter[0] if adapter else None))
             t.record(Action.REINDEX_NEEDED, f"{row.name} stays on {serves}: {why}; rebuild its index with "
-                     f"{production}, then `embedloop channels reindexed {row.name} --to {production}`",
-                     {"channel": row.name, "built_with": row.built_with, "production": production},
+                     f"{production}, then `embedloop channels reindexed {row.name} --to {production}`"
+                     + (f"; meanwhile {adapter[1]}" if adapter else ""),
+                     {"channel": row.name, "built_with": row.built_with, "production": production,
+                      "adapter": adapter[0] if adapter else None},
                      alias=row.name, from_version=serves, to_version=production)
         return held

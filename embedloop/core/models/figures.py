@@ -20,11 +20,16 @@ def gate_summary(gates: dict | None) -> str:
 
 def compatibility_summary(gates: dict | None) -> str:
     """'0.8210 vs v1's 0.7190: compatible': the version's queries against the stored vectors of the
-    version it was measured against, next to that version's own figure."""
+    version it was measured against, next to that version's own figure (and its query adapter's, if
+    one is served: '…; adapter 0.8400')."""
     figures = (gates or {}).get("compatibility")
     if not figures:
         return ""
     metric = figures["metric"]
     verdict = "compatible" if figures["compatible"] else "reindex needed"
     against = gates.get("against", "its parent")
-    return f"{figures['cross'][metric]:.4f} vs {against}'s {figures['older'][metric]:.4f}: {verdict}"
+    summary = f"{figures['cross'][metric]:.4f} vs {against}'s {figures['older'][metric]:.4f}: {verdict}"
+    adapter = figures.get("adapter") or {}
+    if adapter.get("served"):
+        summary += f"; adapter {adapter['cross'][metric]:.4f}"
+    return summary

@@ -96,7 +96,8 @@ class Promotion:
     def _notify_held(self, held: list[Held], actor: str | None) -> None:
         for h in held:
             self._notify(Action.REINDEX_NEEDED, AliasMove(h.channel, h.serves, h.production), actor, h.why,
-                         {"channel": h.channel, "built_with": h.built_with, "production": h.production})
+                         {"channel": h.channel, "built_with": h.built_with, "production": h.production,
+                          "adapter": h.adapter})
 
     def _notify(self, action: Action, move: AliasMove, actor: str | None, reason: str,
                 details: dict[str, Any]) -> None:

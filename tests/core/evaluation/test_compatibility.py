@@ -1,5 +1,7 @@
 """Compatibility of two versions: new queries against old documents, on the tiny model's two versions."""
 
+import numpy as np
+
 from embedloop.core.evaluation.compatibility import compatibility, cross_scores
 from embedloop.core.evaluation.probes import ProbeScores, score_probes
 from embedloop.core.evaluation.retrieval import per_query_metrics
@@ -48,3 +50,33 @@ def test_compatible_means_the_cross_figure_reaches_the_older_versions_own_minus_
     assert not compatibility(worse, own, older, "mrr@10", tolerance=0.2)["compatible"]
     assert compatibility(worse, own, older, "mrr@10", tolerance=0.25)["compatible"]
     assert compatibility(worse, own, older, "mrr@10", tolerance=0.0)["kept_gain"] == -1.0
+
+
+def test_a_query_adapter_fitted_away_from_the_probe_answers_undoes_a_rotation_of_the_space():
+    from scipy.stats import ortho_group
+
+    from embedloop.core.evaluation.compatibility import fit_query_adapter
+    from embedloop.core.evaluation.probes import rank_probes
+    from embedloop.core.models.encoder import normalize_rows
+
+    rng = np.random.default_rng(0)
+    docs, queries, dims = 120, 20, 16
+    old_docs = normalize_rows(rng.normal(size=(docs, dims)))
+    old_queries = normalize_rows(old_docs[:queries] + rng.normal(scale=0.3, size=(queries, dims)))
+    turn = ortho_group.rvs(dims, random_state=1)  # the new version: the same geometry, turned
+    new_docs, new_queries = old_docs @ turn, old_queries @ turn
+    ids = [f"d{i}" for i in range(docs)]
+    probes = ProbeSet(doc_ids=ids, doc_texts=ids, query_ids=[f"q{i}" for i in range(queries)],
+                      query_texts=[""] * queries, groups=["g"] * queries, origins=["import"] * queries,
+                      relevant=[{ids[i]} for i in range(queries)], added_at=[0.0] * queries)
+    own, older = rank_probes(new_queries, new_docs, probes), rank_probes(old_queries, old_docs, probes)
+    plain = rank_probes(new_queries, old_docs, probes)
+    fitted = fit_query_adapter(own, new_docs, old_docs)
+    assert fitted.documents == docs - queries  # none of the probe answers
+    assert fitted.cross.ranked == older.ranked  # the adapter recovers the old space exactly
+    assert np.mean(plain.per_query["mrr@10"]) < np.mean(fitted.cross.per_query["mrr@10"])
+    assert "dimensions differ" in fit_query_adapter(own, new_docs[:, :8], old_docs[:, :4])
+    small = ProbeSet(doc_ids=ids[:40], doc_texts=ids[:40], query_ids=probes.query_ids, query_texts=probes.query_texts,
+                     groups=probes.groups, origins=probes.origins, relevant=probes.relevant, added_at=probes.added_at)
+    reason = fit_query_adapter(rank_probes(new_queries, new_docs[:40], small), new_docs[:40], old_docs[:40])
+    assert reason == "20 corpus documents outside the probe answers; a rotation needs 32"

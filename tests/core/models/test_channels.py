@@ -14,15 +14,19 @@ from embedloop.core.models.registry import PRODUCTION, Action, Registry, Registr
 from embedloop.core.settings import PromotionSettings
 
 
-def register(registry, name, against=None, cross=None, older=0.70, state=VersionState.CANDIDATE):
-    """A version whose gates measured its queries against ``against``'s vectors at MRR@10 ``cross``."""
-    gates = {"metric": "mrr@10", "passed": True}
+def register(registry, name, against=None, cross=None, older=0.70, state=VersionState.CANDIDATE, adapter=None):
+    """A version whose gates measured its queries against ``against``'s vectors at MRR@10 ``cross``
+    (and, with ``adapter``, registered a query adapter into its space that measured that)."""
+    gates, files = {"metric": "mrr@10", "passed": True}, {}
     if against:
         gates |= {"against": against, "compatibility": {
             "metric": "mrr@10", "tolerance": 0.0, "cross": {"mrr@10": cross}, "own": {"mrr@10": 0.9},
             "older": {"mrr@10": older}, "compatible": cross >= older, "kept_gain": None}}
-    registry.register(name=name, source="test", artifact_dir=name, files={}, manifest={}, metrics={"gates": gates},
-                      state=state)
+    if adapter:
+        gates["compatibility"]["adapter"] = {"cross": {"mrr@10": adapter}, "served": True}
+        files[f"adapter-{against}.npy"] = "0" * 64
+    registry.register(name=name, source="test", artifact_dir=name, files=files, manifest={},
+                      metrics={"gates": gates}, state=state)
 
 
 @pytest.fixture
@@ -52,7 +56,7 @@ def test_a_channel_follows_a_compatible_version_and_holds_before_an_incompatible
     assert channels.get("index-main").serves == "v2" and registry.alias(PRODUCTION) == "v3"
     needed = registry.history(1)[0]
     assert needed.action == "reindex_needed" and needed.details == {
-        "channel": "index-main", "built_with": "v1", "production": "v3"}
+        "channel": "index-main", "built_with": "v1", "production": "v3", "adapter": None}
     assert "not measured against v1" in needed.reason
 
     channels.reindexed("index-main", "v3", reason="index rebuilt")
@@ -74,6 +78,17 @@ def test_an_incompatible_version_never_takes_a_channel_and_a_rollback_brings_it_
     # index-main (built with v1) serves v1 all along; index-fresh (built with v2) cannot go back to v1
     assert channels.targets() == {"index-fresh": "v2", "index-main": "v1"}
     assert registry.history(1)[0].action == "reindex_needed"
+
+
+def test_a_held_channel_is_told_of_the_query_adapter_into_its_vectors_space(setup):
+    registry, promotion, channels = setup
+    channels.create("index-main")
+    register(registry, "v2", against="v1", cross=0.60, adapter=0.74)  # incompatible; its adapter is not
+    promotion.approve("v2", reason="better")
+    assert channels.get("index-main").serves == "v1"  # a channel serves versions, never an adapter on its own
+    needed = registry.history(2)[0]
+    assert needed.action == "reindex_needed" and needed.details["adapter"] == "v2~v1"
+    assert "meanwhile embedloop@v2~v1" in needed.reason and "mrr@10 0.7400" in needed.reason
 
 
 def test_channel_names_and_moves_are_checked(setup):
@@ -111,7 +126,7 @@ def test_a_held_channel_is_announced_on_the_webhook(engine):
         registry.move_alias(PRODUCTION, "v1", action=Action.INIT)
         promotion = Promotion(registry, PromotionSettings(webhook_url=f"http://127.0.0.1:{server.server_port}/"))
         Channels(registry).create("index-main")
-        register(registry, "v2", against="v1", cross=0.40)
+        register(registry, "v2", against="v1", cross=0.40, adapter=0.75)
         promotion.approve("v2", reason="r")
         deadline = time.monotonic() + 10
         while len(received) < 2 and time.monotonic() < deadline:
@@ -120,4 +135,5 @@ def test_a_held_channel_is_announced_on_the_webhook(engine):
         server.shutdown()
     events = {e["event"]: e for e in received}
     assert set(events) == {"approve", "reindex_needed"}
-    assert events["reindex_needed"]["details"] == {"channel": "index-main", "built_with": "v1", "production": "v2"}
+    assert events["reindex_needed"]["details"] == {"channel": "index-main", "built_with": "v1", "production": "v2",
+                                                   "adapter": "v2~v1"}  # what its clients can use meanwhile

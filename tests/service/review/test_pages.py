@@ -93,6 +93,11 @@ async def test_the_candidate_page_shows_the_recorded_figures_and_the_answers_tha
     compat = gates["compatibility"]
     row = html[html.index('id="compatibility"'):html.index("</tr>", html.index('id="compatibility"'))]
     assert f"{compat['cross']['mrr@10']:.4f}" in row and f"{compat['older']['mrr@10']:.4f}" in row
+    adapter = html[html.index('id="adapter"'):html.index("</tr>", html.index('id="adapter"'))]
+    if compat["adapter"]["served"]:
+        assert "embedloop@v2~v1" in adapter and f"{compat['adapter']['cross']['mrr@10']:.4f}" in adapter
+    else:
+        assert "not served" in adapter and compat["adapter"]["why"] in adapter
     for form in ("approve-form", "reject-form"):
         assert f'id="{form}"' in html
     assert 'id="rollback-form"' not in html  # v2 is not in production
