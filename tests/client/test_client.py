@@ -115,3 +115,26 @@ def test_a_channel_is_created_followed_and_moved_after_a_reindex(served):
             client.channel_reindexed("index-nope", other)
         assert (missing.value.status, missing.value.code) == (404, "channel_not_found")
         assert client.history(1)[0].action == "channel_reindexed"
+
+
+def test_the_candidates_query_adapter_is_served_over_http_exactly_when_its_gates_registered_it(served):
+    import numpy as np
+
+    server, admin, _, _ = served
+    with Client(server.url, admin) as client:
+        adapter = client.version("v2").metrics["gates"]["compatibility"]["adapter"]
+        key = client.create_key("adapter-app", ["embed"]).secret
+
+    def embed(model: str) -> httpx.Response:
+        return httpx.post(f"{server.url}/v1/embeddings", json={"input": ["glaucoma", "heart attack"], "model": model},
+                          headers={"Authorization": f"Bearer {key}"})
+
+    adapted, plain = embed("embedloop@v2~v1"), embed("embedloop@v2")
+    ids = [m["id"] for m in httpx.get(f"{server.url}/v1/models", headers={"Authorization": f"Bearer {key}"})
+           .json()["data"]]
+    if not adapter["served"]:
+        assert adapted.status_code == 404 and "embedloop@v2~v1" not in ids
+        return
+    assert adapted.status_code == 200 and adapted.json()["model"] == "embedloop@v2~v1" and "embedloop@v2~v1" in ids
+    mine, theirs = (np.array([d["embedding"] for d in r.json()["data"]]) for r in (plain, adapted))
+    assert np.abs(theirs @ theirs.T - mine @ mine.T).max() < 1e-5 and np.abs(theirs - mine).max() > 0.01
