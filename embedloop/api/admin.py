@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 
 class Body(BaseModel):
@@ -29,6 +29,8 @@ class ChannelCreateBody(Body):
     name: StrictStr = Field(max_length=64, description="e.g. index-main; clients then ask for embedloop@index-main")
     version: StrictStr | None = Field(None, max_length=32,
                                       description="the version the stored vectors are built with (default: production)")
+    adapt: StrictBool = Field(False, description="when it cannot follow production, follow through production's query "
+                              "adapter into the stored vectors' space (if the gates registered one)")
 
 
 class ReindexedBody(Body):
@@ -37,9 +39,11 @@ class ReindexedBody(Body):
 
 class ChannelCard(BaseModel):
     name: str
-    serves: str = Field(description="the version that embeds the channel's queries")
+    serves: str = Field(description="what embeds the channel's queries: a version, or a version's query adapter "
+                        "(v2~v1: v2's vectors rotated into v1's space)")
     built_with: str = Field(description="the version that embedded its stored documents")
     lagging: bool = Field(description="serves another version than production")
+    adapt: bool = Field(description="follows through query adapters when it cannot follow plainly")
     created_at: str
 
 

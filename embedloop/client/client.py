@@ -92,11 +92,13 @@ class Client:
     def channels(self) -> list[ChannelCard]:
         return self._call("GET", "/admin/channels", ChannelList).data
 
-    def create_channel(self, name: str, version: str | None = None, reason: str = "") -> ChannelCard:
+    def create_channel(self, name: str, version: str | None = None, reason: str = "",
+                       adapt: bool = False) -> ChannelCard:
         """A channel whose stored vectors are built with ``version`` (default: production); embed
-        documents and queries for it as ``embedloop@<name>``."""
+        documents and queries for it as ``embedloop@<name>``. ``adapt``: when it cannot follow
+        production, it follows through production's query adapter into its vectors' space."""
         return self._call("POST", "/admin/channels", ChannelCard,
-                          json={"name": name, "version": version, "reason": reason})
+                          json={"name": name, "version": version, "reason": reason, "adapt": adapt})
 
     def channel_reindexed(self, name: str, to: str, reason: str = "") -> ChannelCard:
         """The channel's documents were embedded again with ``to``: the channel serves it from now on."""

@@ -139,7 +139,8 @@ async def revoke_key(request: Request, server: Server) -> Response:
 
 def channel_card(channel: Channel, production: str | None) -> dict:
     return {"name": channel.name, "serves": channel.serves, "built_with": channel.built_with,
-            "lagging": channel.serves != production, "created_at": channel.created_at.isoformat()}
+            "lagging": channel.serves != production, "adapt": channel.adapt,
+            "created_at": channel.created_at.isoformat()}
 
 
 @admin
@@ -164,7 +165,8 @@ async def channel_moved(server: Server, move: Callable[[], Channel], status: int
 async def create_channel(request: Request, server: Server) -> Response:
     asked = await read(request, ChannelCreateBody)
     return await channel_moved(server, lambda: server.state.channels.create(
-        asked.name, asked.version, actor=actor_of(request, asked), reason=asked.reason or ""), status=201)
+        asked.name, asked.version, adapt=asked.adapt, actor=actor_of(request, asked), reason=asked.reason or ""),
+        status=201)
 
 
 @admin

@@ -174,6 +174,8 @@ async def list_models(request: Request) -> Response:
         cards.append({"id": f"{alias}@{v.name}", **card})
         cards += [{"id": f"{alias}@{adapter_name(v.name, into)}", **card, "adapts_into": into}
                   for into in adapters_of(v)]
-    cards += [{"id": f"{alias}@{channel}", **by_version[version]}
-              for channel, version in sorted(server.pool.channel_targets.items()) if version in by_version]
+    for channel, target in sorted(server.pool.channel_targets.items()):
+        version, _, into = target.partition("~")  # a channel may follow through an adapter (v2~v1)
+        if version in by_version:
+            cards.append({"id": f"{alias}@{channel}", **by_version[version], **({"adapts_into": into} if into else {})})
     return JSONResponse({"object": "list", "data": cards})

@@ -77,7 +77,7 @@ class ModelPool:
         self._locks: dict[str, asyncio.Lock] = {}
         self._failed: dict[str, float] = {}
         self.channels = Channels(registry)
-        self.channel_targets: dict[str, str] = {}  # channel -> version, re-read with the production alias
+        self.channel_targets: dict[str, str] = {}  # channel -> version or adapter, re-read with production
         self.channels_reread_s = CHANNELS_REREAD_S
         self._channels_read_at = -CHANNELS_REREAD_S
         self.adapters: dict[str, QueryAdapter] = {}  # one dims x dims matrix each: kept once read
@@ -133,16 +133,16 @@ class ModelPool:
     async def resolve(self, name: str | None) -> LoadedModel:
         """The production model (``name`` None), a pinned version, a channel's version or a version's
         query adapter (``v2~v1``), loading it if needed."""
-        if name is not None and (adapted := ADAPTER_NAME.match(name)):
-            model = await self.resolve(adapted.group(1))
-            return replace(model, adapter=await self._adapter(model.version, adapted.group(2)))
-        if name is not None and not VERSION_NAME.match(name):
+        if name is not None and not VERSION_NAME.match(name) and not ADAPTER_NAME.match(name):
             recently = time.monotonic() - self._channels_read_at < self.channels_reread_s
             if name not in self.channel_targets and not recently:  # a channel created since the last poll
                 await self.refresh_channels()  # (not on every request naming a channel that does not exist)
             if name not in self.channel_targets:
                 raise UnknownVersion(f"no version or channel {name!r}")
-            name = self.channel_targets[name]
+            name = self.channel_targets[name]  # a version, or an adapter for a channel that follows through one
+        if name is not None and (adapted := ADAPTER_NAME.match(name)):
+            model = await self.resolve(adapted.group(1))
+            return replace(model, adapter=await self._adapter(model.version, adapted.group(2)))
         model = self.production if name is None else self.loaded.get(name)
         if model is None:
             if name is None:

@@ -4,7 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from embedloop.app.cli.main import app
-from tests.conftest import copy_home
+from tests.conftest import copy_home, make_state
 
 runner = CliRunner()
 
@@ -179,6 +179,9 @@ def test_channels_create_list_reindexed_delete(tiny_home):
     assert made.exit_code == 0 and "embedloop@index-main" in made.output
     listed = runner.invoke(app, ["channels", "list", "--home", str(tiny_home)], env={"COLUMNS": "200"})
     assert "index-main" in listed.output and "reindex" not in listed.output  # serves production
+    assert run("channels", "create", "index-adapt", "--adapt", home=tiny_home).exit_code == 0
+    with make_state(tiny_home) as state:
+        assert [(c.name, c.adapt) for c in state.channels.list()] == [("index-adapt", True), ("index-main", False)]
     for args, message in [(["channels", "create", "index-main"], "already exists"),
                           (["channels", "create", "v9"], "invalid channel name"),
                           (["channels", "reindexed", "nope", "--to", "v1"], "no channel"),

@@ -104,13 +104,15 @@ def test_a_channel_is_created_followed_and_moved_after_a_reindex(served):
 
         production = next(v.version for v in client.versions() if "production" in v.aliases)
         channel = client.create_channel("index-main", reason="search index")
-        assert (channel.serves, channel.built_with, channel.lagging) == (production, production, False)
+        assert (channel.serves, channel.built_with, channel.lagging, channel.adapt) == (production, production, False,
+                                                                                       False)
+        assert client.create_channel("index-adapt", adapt=True).adapt is True
         assert served_by("embedloop@index-main") == f"embedloop@{production}"
         other = "v2" if production == "v1" else "v1"
         moved = client.channel_reindexed("index-main", other, reason="rebuilt the index")
         assert (moved.serves, moved.built_with, moved.lagging) == (other, other, True)
         assert served_by("embedloop@index-main") == f"embedloop@{other}"
-        assert [c.name for c in client.channels()] == ["index-main"]
+        assert [c.name for c in client.channels()] == ["index-adapt", "index-main"]
         with pytest.raises(ClientError) as missing:
             client.channel_reindexed("index-nope", other)
         assert (missing.value.status, missing.value.code) == (404, "channel_not_found")

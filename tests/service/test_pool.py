@@ -41,6 +41,7 @@ async def test_after_a_swap_production_exports_how_its_queries_meet_the_replaced
 async def test_a_channel_resolves_to_the_version_it_serves_and_follows_only_when_compatible(review_home):
     state = make_state(review_home)
     state.channels.create("index-main", reason="search index")  # vectors built with v1
+    state.channels.create("index-adapt", adapt=True)  # the same, following through adapters
     server = Server(state)
     await server.start()
     try:
@@ -53,14 +54,22 @@ async def test_a_channel_resolves_to_the_version_it_serves_and_follows_only_when
             Promotion(state.registry, PromotionSettings()).approve("v2", reason="test")
             await server.pool.refresh()
             await server.pool.refresh_channels()
-            compatible = state.registry.get("v2").metrics["gates"]["compatibility"]["compatible"]
+            figures = state.registry.get("v2").metrics["gates"]["compatibility"]
+            compatible = figures["compatible"]
             expected = "v2" if compatible else "v1"  # a channel never moves to an incompatible version
             embed = await c.post("/v1/embeddings", json={"input": "glaucoma", "model": "embedloop@index-main"})
             assert embed.json()["model"] == f"embedloop@{expected}"
+            adapting = "v2" if compatible else "v2~v1" if figures["adapter"]["served"] else "v1"
+            embed = await c.post("/v1/embeddings", json={"input": "glaucoma", "model": "embedloop@index-adapt"})
+            assert embed.status_code == 200 and embed.json()["model"] == f"embedloop@{adapting}"
+            direct = await c.post("/v1/embeddings", json={"input": "glaucoma", "model": f"embedloop@{adapting}"})
+            assert direct.json()["data"] == embed.json()["data"]
             lagging = REGISTRY.get_sample_value("embedloop_channel_lagging", {"channel": "index-main"})
             assert lagging == (0.0 if compatible else 1.0)
-            models = {m["id"]: m["version"] for m in (await c.get("/v1/models")).json()["data"]}
-            assert models["embedloop@index-main"] == expected and models["embedloop"] == "v2"
+            cards = {m["id"]: m for m in (await c.get("/v1/models")).json()["data"]}
+            assert cards["embedloop@index-main"]["version"] == expected and cards["embedloop"]["version"] == "v2"
+            assert cards["embedloop@index-adapt"]["version"] == adapting.split("~")[0]
+            assert cards["embedloop@index-adapt"].get("adapts_into") == ("v1" if "~" in adapting else None)
     finally:
         await server.stop()
         state.close()

@@ -18,9 +18,11 @@ ReasonOption = typer.Option("", help="why (kept in the audit log)")
 @channels_app.command("create")
 def channels_create(name: str, version: Optional[str] = typer.Option(
         None, help="the version the channel's stored vectors are built with (default: production)"),
+        adapt: bool = typer.Option(False, help="when it cannot follow production, follow through production's query "
+                                   "adapter into the stored vectors' space, if the gates registered one"),
         reason: str = ReasonOption, home: Optional[Path] = HomeOption) -> None:
     """A channel; clients embed documents and queries as embedloop@NAME."""
-    channel = refused(lambda: open_state(home).channels.create(name, version, reason=reason))
+    channel = refused(lambda: open_state(home).channels.create(name, version, adapt=adapt, reason=reason))
     console.print(f"channel {channel.name} serves {channel.serves}; embed as [bold]embedloop@{channel.name}[/bold]")
 
 

@@ -7,6 +7,11 @@ itself, or one whose gates measured it compatible with exactly that version
 follows (compatible) or holds and the audit log says ``reindex_needed``; after the client's index
 is rebuilt with a new version, ``reindexed`` moves the channel and its vectors' version together.
 Every change is part of the same audited registry transaction as the production move.
+
+A channel created with ``adapt`` follows a version it cannot follow plainly through that version's
+query adapter into its vectors' space (``v2~v1``, :mod:`embedloop.core.models.adapters`), when the
+gates registered one: registered only when it retrieved more from those vectors than their own
+version does, so the channel's clients gain without reindexing.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String, select
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from embedloop.core.models.adapters import adapter_name, adapters_of
@@ -32,7 +37,7 @@ from embedloop.core.models.registry import (
     Transition,
     utcnow,
 )
-from embedloop.core.storage.database import create_tables
+from embedloop.core.storage.database import add_missing_columns, create_tables
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 
@@ -48,14 +53,19 @@ class ChannelRow(Base):
     built_with: Mapped[str] = mapped_column(ForeignKey("model_versions.name"),
                                             doc="the version that embedded the channel's stored documents")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    adapt: Mapped[bool | None] = mapped_column(Boolean, default=False, doc="when it cannot follow production, it "
+                                               "follows through production's query adapter into its vectors' space")
+    adapted: Mapped[bool | None] = mapped_column(Boolean, default=False,
+                                                 doc="its version's queries are served through that adapter")
 
 
 @dataclass(frozen=True)
 class Channel:
     name: str
-    serves: str  # the version that embeds the channel's queries
+    serves: str  # what embeds the channel's queries: a version, or a version's adapter (v2~v1)
     built_with: str  # the version that embedded its stored documents
     created_at: datetime
+    adapt: bool = False  # it may follow production through a query adapter
 
 
 @dataclass(frozen=True)
@@ -100,12 +110,14 @@ class Channels:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         create_tables(Base.metadata, registry.engine)
+        add_missing_columns(Base.metadata, registry.engine, {"channels": ["adapt", "adapted"]})
 
     def list(self) -> list[Channel]:
         with self.registry.session() as s:
             rows = s.execute(select(ChannelRow, Alias.version).join(Alias, Alias.name == ChannelRow.name)
                              .order_by(ChannelRow.name)).all()
-        return [Channel(row.name, serves, row.built_with, row.created_at) for row, serves in rows]
+        return [Channel(row.name, adapter_name(version, row.built_with) if row.adapted else version, row.built_with,
+                        row.created_at, bool(row.adapt)) for row, version in rows]
 
     def get(self, name: str) -> Channel:
         found = [c for c in self.list() if c.name == name]
@@ -117,8 +129,11 @@ class Channels:
         """Channel name -> the version it serves (what the service resolves ``embedloop@<name>`` to)."""
         return {c.name: c.serves for c in self.list()}
 
-    def create(self, name: str, version: str | None = None, *, actor: str | None = None, reason: str = "") -> Channel:
-        """A channel whose vectors are built with ``version`` (default: production)."""
+    def create(self, name: str, version: str | None = None, *, adapt: bool = False, actor: str | None = None,
+               reason: str = "") -> Channel:
+        """A channel whose vectors are built with ``version`` (default: production); ``adapt``: when it
+        cannot follow production, it follows through production's query adapter into ``version``'s
+        space, if the gates registered one."""
         if not NAME.match(name) or VERSION_NAME.match(name) or name in (PRODUCTION, CANDIDATE):
             raise RegistryError(f"invalid channel name {name!r}: lower-case letters, digits and '-', not a version "
                                 "name, production or candidate")
@@ -129,7 +144,7 @@ class Channels:
             if t.alias(name) is not None:
                 raise RegistryError(f"{name!r} already exists")
             t.point(name)
-            t.session.add(ChannelRow(name=name, built_with=version, created_at=utcnow()))
+            t.session.add(ChannelRow(name=name, built_with=version, created_at=utcnow(), adapt=adapt, adapted=False))
         return self.get(name)
 
     def reindexed(self, name: str, version: str, *, actor: str | None = None, reason: str = "") -> Channel:
@@ -139,7 +154,7 @@ class Channels:
             if row is None:
                 raise UnknownChannel(f"no channel {name!r}")
             t.point(name)
-            row.built_with = version
+            row.built_with, row.adapted = version, False
         return self.get(name)
 
     def delete(self, name: str, *, actor: str | None = None, reason: str = "") -> None:
@@ -161,10 +176,17 @@ class Channels:
             ok, why = compatible_with(version, row.built_with)
             if ok:
                 t.point(row.name, production, action=Action.CHANNEL_FOLLOW, reason=why)
+                row.adapted = False
                 continue
             adapter = adapter_offer(version, row.built_with)
-            held.append(Held(row.name, serves, row.built_with, production, why, adapter[0] if adapter else None))
-            t.record(Action.REINDEX_NEEDED, f"{row.name} stays on {serves}: {why}; rebuild its index with "
+            if adapter and row.adapt:  # registered only if it beats the built_with version's own figure
+                t.point(row.name, production, action=Action.CHANNEL_FOLLOW,
+                        reason=f"{why}; follows through {adapter[1]}")
+                row.adapted = True
+                continue
+            shown = adapter_name(serves, row.built_with) if row.adapted else serves
+            held.append(Held(row.name, shown, row.built_with, production, why, adapter[0] if adapter else None))
+            t.record(Action.REINDEX_NEEDED, f"{row.name} stays on {shown}: {why}; rebuild its index with "
                      f"{production}, then `embedloop channels reindexed {row.name} --to {production}`"
                      + (f"; meanwhile {adapter[1]}" if adapter else ""),
                      {"channel": row.name, "built_with": row.built_with, "production": production,

@@ -91,6 +91,55 @@ def test_a_held_channel_is_told_of_the_query_adapter_into_its_vectors_space(setu
     assert "meanwhile embedloop@v2~v1" in needed.reason and "mrr@10 0.7400" in needed.reason
 
 
+def test_an_adapting_channel_follows_through_the_adapter_until_a_reindex_or_a_rollback(setup):
+    registry, promotion, channels = setup
+    channels.create("index-main", adapt=True)
+    channels.create("index-plain")
+    register(registry, "v2", against="v1", cross=0.60, adapter=0.74)
+    promotion.approve("v2", reason="better")
+    assert channels.targets() == {"index-main": "v2~v1", "index-plain": "v1"}
+    main = channels.get("index-main")
+    assert (main.serves, main.built_with, main.adapt) == ("v2~v1", "v1", True)
+    follow = next(e for e in registry.history(4) if e.action == "channel_follow")
+    assert follow.alias == "index-main" and "follows through embedloop@v2~v1" in follow.reason
+
+    register(registry, "v3", against="v2", cross=0.50, adapter=0.80)  # its adapter maps into v2's space, not v1's
+    promotion.approve("v3", reason="better still")
+    assert channels.targets() == {"index-main": "v2~v1", "index-plain": "v1"}
+    needed = next(e for e in registry.history(3) if e.alias == "index-main")
+    assert needed.action == "reindex_needed" and "stays on v2~v1" in needed.reason
+
+    promotion.rollback(reason="back to v2")  # v2 again: the channel already serves it through the adapter
+    assert channels.get("index-main").serves == "v2~v1"
+    promotion.rollback(to="v1", reason="back to v1")  # the version that built its vectors: served plainly again
+    assert channels.targets() == {"index-main": "v1", "index-plain": "v1"}
+
+    promotion.approve("v2", reason="again")
+    channels.reindexed("index-main", "v2")
+    assert channels.get("index-main").serves == "v2"  # its vectors are v2's now: no adapter
+
+
+def test_channels_stored_before_adapters_existed_are_read_and_follow_plainly(engine):
+    from sqlalchemy import text
+
+    registry = Registry(engine)
+    register(registry, "v1", state=VersionState.REGISTERED)
+    registry.move_alias(PRODUCTION, "v1", action=Action.INIT)
+    with engine.begin() as conn:  # the table as an earlier release created it
+        conn.execute(text("DROP TABLE channels"))
+        conn.execute(text("CREATE TABLE channels (name VARCHAR(64) PRIMARY KEY, built_with VARCHAR NOT NULL "
+                          "REFERENCES model_versions(name), created_at TIMESTAMP WITH TIME ZONE)"))
+        conn.execute(text("INSERT INTO channels VALUES ('index-old', 'v1', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO aliases (name, version, updated_at) "
+                          "VALUES ('index-old', 'v1', CURRENT_TIMESTAMP)"))
+    promotion = Promotion(registry, PromotionSettings())
+    old = promotion.channels.get("index-old")
+    assert (old.serves, old.built_with, old.adapt) == ("v1", "v1", False)
+    register(registry, "v2", against="v1", cross=0.60, adapter=0.74)
+    promotion.approve("v2", reason="better")
+    assert promotion.channels.targets() == {"index-old": "v1"}  # adapting is opt-in
+
+
 def test_channel_names_and_moves_are_checked(setup):
     registry, _, channels = setup
     for bad in ("production", "candidate", "v7", "Index", "has space", ""):
