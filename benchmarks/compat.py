@@ -120,6 +120,8 @@ def checks(runs: dict[str, dict], keep: float) -> dict:
         out[weight] = {"own": round(r["own"], 4), "cross": round(r["cross"], 4), "base": round(r["base"], 4),
                        "cross_with_adapter": round(r["adapter"]["cross"][METRIC], 4) if "adapter" in r else None,
                        "share_of_gain_kept": round((r["cross"] - r["base"]) / gain, 3) if gain > 0 else None,
+                       "share_with_adapter": round((r["adapter"]["cross"][METRIC] - r["base"]) / gain, 3)
+                       if gain > 0 and "adapter" in r else None,
                        "cross_target_met": r["cross"] >= r["base"] + gain / 2}
         if plain is not None and weight != "0.0":
             out[weight]["own_vs_plain"] = round(r["own"] / plain["own"], 4)

@@ -189,9 +189,9 @@ class TrainingSettings(Group):
     interpolation_tolerance: float = Field(0.005, ge=0, description="the smallest share within this of the best "
                                            "validation score is kept: the least change that keeps the gain")
     compatibility_weights: list[NonNegativeFloat] = Field(
-        [0.0], min_length=1, description="weights of a backward-compatible term tried (one training each): each "
-        "query also ranked against the parent's embeddings of the batch's documents, so stored vectors keep "
-        "working; 0 = the plain objective. Validation chooses among them")
+        [0.0, 1.0], min_length=1, description="weights of a backward-compatible term tried (one training each): "
+        "each query also ranked against the parent's embeddings of the batch's documents, so stored vectors keep "
+        "working; 0 = the plain objective. Validation chooses among them; [0] = one plain training, half the time")
     compatibility_keep: float = Field(0.99, gt=0, le=1, description="a weight is chosen only if its validation "
                                       "score is at least this share of the best weight's; among those, the one "
                                       "whose queries rank best against the parent's stored vectors")

@@ -56,15 +56,16 @@ class Pace:
 
 # The quick pace trains a fixed two passes at a high rate, without validation checks along the way
 # (a run of ~150 pairs is over in ~20 steps), so that the whole story fits in minutes on two cores.
+# Both paces train once per run (the plain objective; the default also tries the compatible one).
 QUICK_PACE = Pace(QUICK, rate=12, feedback_share=0.6, before_s=20, promotion_timeout_s=600,
                   candidate_timeout_s=480, drift_window=100,
                   retrain={"min_new_pairs": 80, "validation_fraction": 0.1},
                   training={"learning_rate": 1e-4, "epochs": 2, "min_steps": 0, "evaluations": 0, "batch_size": 16,
-                            "interpolation": [0.5, 1.0]})
+                            "interpolation": [0.5, 1.0], "compatibility_weights": [0.0]})
 FULL_PACE = Pace(FULL, rate=15, feedback_share=0.5, before_s=120, promotion_timeout_s=1500,
                  candidate_timeout_s=1200, drift_window=200,
                  retrain={"min_new_pairs": 400, "validation_fraction": 0.1},
-                 training={"learning_rate": 5e-5, "epochs": 1, "batch_size": 32})
+                 training={"learning_rate": 5e-5, "epochs": 1, "batch_size": 32, "compatibility_weights": [0.0]})
 
 
 @dataclass

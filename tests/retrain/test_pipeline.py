@@ -15,6 +15,7 @@ from embedloop.core.models.adapters import adapters_of, load_adapter
 from embedloop.core.models.registry import CANDIDATE, PRODUCTION
 from embedloop.core.models.versions import graph_key, load_encoder, version_dir
 from embedloop.retrain.pipeline import retrain
+from embedloop.retrain.validation import choose_weight
 from tests.conftest import DATASETS, REPO, seed_medquad
 
 # A random tiny model learns something in a few steps only at a high rate.
@@ -64,9 +65,12 @@ def test_a_run_registers_a_gated_candidate_and_policy_auto_promotes_it(tiny_home
     assert lineage["data"]["feedback_upto"] == seeded["feedback"]
     interpolation = lineage["interpolation"]
     assert interpolation["alpha"] in [0.25, 0.5, 0.75, 1.0] and "0.0" in interpolation["validation"]
-    compatibility = lineage["compatibility"]  # one weight by default: the plain objective, its figures recorded
-    assert compatibility["weight"] == 0.0 and list(compatibility["tried"]) == ["0.0"]
-    assert compatibility["tried"]["0.0"]["own"] == interpolation["validation"][str(interpolation["alpha"])]["own"]
+    compatibility = lineage["compatibility"]  # by default the plain objective and weight 1, chosen on validation
+    tried = compatibility["tried"]
+    assert list(tried) == ["0.0", "1.0"] and compatibility["keep"] == 0.99
+    assert compatibility["weight"] == choose_weight({float(w): f for w, f in tried.items()}, 0.99, "mrr@10")
+    chosen = tried[str(compatibility["weight"])]
+    assert chosen["own"] == interpolation["validation"][str(interpolation["alpha"])]["own"]
     budget = lineage["budget"]  # 270 pairs = 9 steps an epoch: more passes to reach min_steps, capped at max_epochs
     assert budget["steps_per_epoch"] == 9 and budget["epochs"] == 8 and budget["steps"] == 72
     assert len(budget["validation_curve"]) >= 3 and budget["best_step"] in [s for s, _ in budget["validation_curve"]]
