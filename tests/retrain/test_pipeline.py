@@ -14,13 +14,15 @@ from embedloop.core.evaluation.probes import rank_probes, score_probes
 from embedloop.core.models.adapters import adapters_of, load_adapter
 from embedloop.core.models.registry import CANDIDATE, PRODUCTION
 from embedloop.core.models.versions import graph_key, load_encoder, version_dir
+from embedloop.core.settings import TrainingSettings
 from embedloop.retrain.pipeline import retrain
 from embedloop.retrain.validation import choose_weight
 from tests.conftest import DATASETS, REPO, seed_medquad
 
-# A random tiny model learns something in a few steps only at a high rate.
+# A random tiny model learns something in a few steps only at a high rate; one training per run,
+# except where the default's two are what is tested.
 FAST = {"retrain": {"min_new_pairs": 50, "validation_fraction": 0.1},
-        "training": {"learning_rate": 1e-3, "epochs": 2},
+        "training": {"learning_rate": 1e-3, "epochs": 2, "compatibility_weights": [0.0]},
         "gates": {"sts_dataset": str(DATASETS / "stsb_ccbysa" / "test.jsonl")}}
 
 
@@ -30,7 +32,9 @@ def fast(**changes) -> dict:
 
 
 def test_a_run_registers_a_gated_candidate_and_policy_auto_promotes_it(tiny_home, open_states):
-    state = open_states(tiny_home, **fast(retrain={"cooldown_s": 0}, promotion={"policy": "auto"}))
+    default_weights = TrainingSettings().compatibility_weights
+    state = open_states(tiny_home, **fast(retrain={"cooldown_s": 0}, promotion={"policy": "auto"},
+                                          training={"compatibility_weights": default_weights}))
     seeded = seed_medquad(state, probe_queries=400)  # enough queries to confirm a gain of a few points
     result = retrain_and_promote(state, "probe_recall")
     assert result.status == "succeeded", result.message
