@@ -216,7 +216,7 @@ def seed_medquad(state, train_queries: int = 300, probe_queries: int = 60, extra
 
 # A random tiny model learns something in a few steps only at a high rate.
 REVIEWABLE_SETTINGS = {"retrain": {"min_new_pairs": 50, "validation_fraction": 0.1, "cooldown_s": 0},
-                       "training": {"learning_rate": 1e-3, "epochs": 2},
+                       "training": {"learning_rate": 1e-3, "epochs": 2, "compatibility_weights": [0.0]},
                        "gates": {"sts_dataset": str(DATASETS / "stsb_ccbysa" / "test.jsonl")}}
 
 
