@@ -101,13 +101,13 @@ def adapter(home: Path, name: str, base: str = "v1") -> dict:
     question points to)."""
     with State(load_settings(home)) as state:
         settings, probes = state.settings, state.probes.load()
-        vectors = {}
+        vectors, encoders = {}, {}
         for version in (base, name):  # cached by the gates: nothing is embedded again
             v = state.registry.get(version)
-            vectors[version] = cached_corpus_embeddings(load_encoder(settings, v), graph_key(v), probes.doc_ids,
+            encoders[version] = load_encoder(settings, v)
+            vectors[version] = cached_corpus_embeddings(encoders[version], graph_key(v), probes.doc_ids,
                                                         probes.doc_texts, settings.corpus_cache_dir)
-        candidate = state.registry.get(name)
-        own = score_probes(load_encoder(settings, candidate), graph_key(candidate), probes, settings.corpus_cache_dir)
+        own = score_probes(encoders[name], graph_key(state.registry.get(name)), probes, settings.corpus_cache_dir)
     fitted = fit_query_adapter(own, vectors[name], vectors[base])
     return {"documents": fitted.documents, "cross": fitted.cross.summary()["metrics"]}
 

@@ -62,6 +62,9 @@ end
 """
 
 
+HTTP_RUNS = ("c", "d", "c_per_pass", "d_per_pass", "c_two", "d_two", "c_workers", "d_workers")
+
+
 def wrk_script(texts: list[str], per_request: int, path: Path, n_bodies: int = 2000, model: str = "embedloop") -> Path:
     rng = random.Random(0)
     bodies = []
@@ -280,11 +283,8 @@ def main() -> None:
         "d_workers_over_b": med(r["d_workers"]["texts_per_s"] / r["d_workers"]["b"] for r in repeats),
         "c_workers_over_c_two": med(r["c_workers"]["rps"] / r["c_two"]["rps"] for r in repeats),
     }
-    cores = {name: med(r[name]["server_cores"] for r in repeats)
-             for name in ("c", "d", "c_per_pass", "d_per_pass", "c_two", "d_two", "c_workers",
-                          "d_workers")}
-    non200 = sum(r[k]["non2xx"] + r[k]["socket_errors"] for r in repeats
-                 for k in ("c", "d", "c_per_pass", "d_per_pass", "c_two", "d_two", "c_workers", "d_workers")) + \
+    cores = {name: med(r[name]["server_cores"] for r in repeats) for name in HTTP_RUNS}
+    non200 = sum(r[k]["non2xx"] + r[k]["socket_errors"] for r in repeats for k in HTTP_RUNS) + \
         sum(r["querylog"]["non200"] for r in repeats)
     targets = {
         "b_over_a": ratios["b_over_a"] >= 2.0,

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from embedloop.api.v1 import EmbeddingRequest
 from embedloop.core.access.keys import Scope
 from embedloop.core.history.querylog import RequestRecord, SampledText
-from embedloop.core.models.adapters import adapter_name, adapters_of
+from embedloop.core.models.adapters import adapter_name, adapters_of, parse_adapter_name
 from embedloop.core.models.encoder import TokenizedText, normalize_rows
 from embedloop.core.validation import first_problem
 from embedloop.service import metrics
@@ -175,7 +175,7 @@ async def list_models(request: Request) -> Response:
         cards += [{"id": f"{alias}@{adapter_name(v.name, into)}", **card, "adapts_into": into}
                   for into in adapters_of(v)]
     for channel, target in sorted(server.pool.channel_targets.items()):
-        version, _, into = target.partition("~")  # a channel may follow through an adapter (v2~v1)
+        version, into = parse_adapter_name(target) or (target, None)  # a channel may follow through an adapter
         if version in by_version:
             cards.append({"id": f"{alias}@{channel}", **by_version[version], **({"adapts_into": into} if into else {})})
     return JSONResponse({"object": "list", "data": cards})

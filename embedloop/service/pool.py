@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from embedloop.core.models.adapters import ADAPTER_NAME, QueryAdapter, adapter_name, load_adapter
+from embedloop.core.models.adapters import QueryAdapter, adapter_name, load_adapter, parse_adapter_name
 from embedloop.core.models.artifacts import IntegrityError
 from embedloop.core.models.channels import Channels
 from embedloop.core.models.encoder import OnnxEncoder
@@ -133,16 +133,17 @@ class ModelPool:
     async def resolve(self, name: str | None) -> LoadedModel:
         """The production model (``name`` None), a pinned version, a channel's version or a version's
         query adapter (``v2~v1``), loading it if needed."""
-        if name is not None and not VERSION_NAME.match(name) and not ADAPTER_NAME.match(name):
+        if name is not None and not VERSION_NAME.match(name) and not parse_adapter_name(name):
             recently = time.monotonic() - self._channels_read_at < self.channels_reread_s
             if name not in self.channel_targets and not recently:  # a channel created since the last poll
                 await self.refresh_channels()  # (not on every request naming a channel that does not exist)
             if name not in self.channel_targets:
                 raise UnknownVersion(f"no version or channel {name!r}")
             name = self.channel_targets[name]  # a version, or an adapter for a channel that follows through one
-        if name is not None and (adapted := ADAPTER_NAME.match(name)):
-            model = await self.resolve(adapted.group(1))
-            return replace(model, adapter=await self._adapter(model.version, adapted.group(2)))
+        if name is not None and (adapted := parse_adapter_name(name)):
+            version, into = adapted
+            model = await self.resolve(version)
+            return replace(model, adapter=await self._adapter(version, into))
         model = self.production if name is None else self.loaded.get(name)
         if model is None:
             if name is None:

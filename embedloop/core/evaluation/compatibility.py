@@ -17,7 +17,7 @@ import numpy as np
 
 from embedloop.core.evaluation.corpus_cache import cached_corpus_embeddings
 from embedloop.core.evaluation.probes import EmptyProbeSet, ProbeScores, rank_probes
-from embedloop.core.models.adapters import MIN_DOCUMENTS_PER_DIMENSION, QueryAdapter, fit_rotation
+from embedloop.core.models.adapters import MIN_DOCUMENTS_PER_DIMENSION, fit_rotation, rotate
 from embedloop.core.models.encoder import OnnxEncoder
 from embedloop.core.progress import Progress, no_progress
 
@@ -73,5 +73,5 @@ def fit_query_adapter(own: ProbeScores, new_docs: np.ndarray, old_docs: np.ndarr
     if fit_on.size < needed:
         return f"{fit_on.size} corpus documents outside the probe answers; a rotation needs {needed}"
     rotation = fit_rotation(new_docs[fit_on], old_docs[fit_on])
-    adapted = QueryAdapter("new", "old", rotation).apply(own.query_vectors)
+    adapted = rotate(own.query_vectors, rotation)
     return FittedAdapter(rotation, rank_probes(adapted, old_docs, probes), int(fit_on.size))

@@ -34,10 +34,20 @@ def adapter_name(version: str, into: str) -> str:
     return f"{version}~{into}"
 
 
+def parse_adapter_name(name: str) -> tuple[str, str] | None:
+    """``(version, into)`` of an adapter's model name (``v2~v1``), None for any other name."""
+    found = ADAPTER_NAME.match(name)
+    return (found.group(1), found.group(2)) if found else None
+
+
 def fit_rotation(new: np.ndarray, old: np.ndarray) -> np.ndarray:
     """The orthogonal matrix R minimising ‖new·R − old‖ over documents embedded by both versions."""
     rotation, _ = orthogonal_procrustes(new.astype(np.float64), old.astype(np.float64))
     return rotation.astype(np.float32)
+
+
+def rotate(vectors: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    return normalize_rows(vectors @ rotation)
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,7 @@ class QueryAdapter:
         return adapter_name(self.version, self.into)
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
-        return normalize_rows(vectors @ self.rotation)
+        return rotate(vectors, self.rotation)
 
 
 def adapters_of(version: ModelVersion) -> list[str]:
