@@ -14,8 +14,10 @@ validation figures each run recorded, and the weight the validation rule
 And each candidate's query adapter as the gates fit and the service serves it (``embedloop@v2~v1``: a
 rotation into the base's space, orthogonal Procrustes, fitted on the answers no test question points
 to): what a client that keeps its index gets by querying through it.
+And what each candidate keeps outside the domain: MRR@10 on ``se_retention`` and STS-B Spearman
+against the base's, as the retention and STS gates compute them.
 (``--resume`` keeps the state folder and the results of an earlier invocation and runs only the
-weights it has not measured; every run's adapter is measured where missing.)
+weights it has not measured; every run's adapter and retention figures are measured where missing.)
 
 Targets (issue: deliver each update to clients who store vectors): with the objective, cross MRR@10
 >= base + half of the candidate's own gain; the candidate's own MRR@10 >= 0.99 x the run without it.
@@ -36,9 +38,10 @@ from common import DATASETS, REPO, RESULTS, save
 from embedloop.core.evaluation.compatibility import fit_query_adapter
 from embedloop.core.evaluation.corpus_cache import cached_corpus_embeddings
 from embedloop.core.evaluation.probes import score_probes
+from embedloop.core.evaluation.sts import sts_spearman
 from embedloop.core.labels.beir import load_beir
 from embedloop.core.labels.feedback import FeedbackItem
-from embedloop.core.labels.probes import ProbeQuery
+from embedloop.core.labels.probes import ProbeQuery, probe_set_of
 from embedloop.core.models.versions import graph_key, load_encoder
 from embedloop.core.settings import TrainingSettings, load_settings
 from embedloop.core.state import State
@@ -112,6 +115,20 @@ def adapter(home: Path, name: str, base: str = "v1") -> dict:
     return {"documents": fitted.documents, "cross": fitted.cross.summary()["metrics"]}
 
 
+def retention(home: Path, name: str, base: str = "v1") -> dict:
+    """What the candidate keeps outside the domain, as the retention and STS gates measure it (the
+    runs here leave those gates unset): MRR@10 on ``se_retention`` and STS-B Spearman, candidate and base."""
+    with State(load_settings(home)) as state:
+        encoders = {v: load_encoder(state.settings, state.registry.get(v)) for v in (base, name)}
+        keys = {v: graph_key(state.registry.get(v)) for v in (base, name)}
+        cache = state.settings.corpus_cache_dir
+    general = probe_set_of(DATASETS / "se_retention", origin="retention")
+    figures = {v: {"se_retention": score_probes(encoders[v], keys[v], general, cache).summary()["metrics"][METRIC],
+                   "sts": sts_spearman(encoders[v], DATASETS / "stsb_ccbysa" / "test.jsonl")} for v in (base, name)}
+    return {**{f"{k}_ratio": round(figures[name][k] / figures[base][k], 4) for k in ("se_retention", "sts")},
+            "candidate": figures[name], "base": figures[base]}
+
+
 def checks(runs: dict[str, dict], keep: float) -> dict:
     plain = runs.get("0.0")
     out = {}
@@ -122,7 +139,9 @@ def checks(runs: dict[str, dict], keep: float) -> dict:
                        "share_of_gain_kept": round((r["cross"] - r["base"]) / gain, 3) if gain > 0 else None,
                        "share_with_adapter": round((r["adapter"]["cross"][METRIC] - r["base"]) / gain, 3)
                        if gain > 0 and "adapter" in r else None,
-                       "cross_target_met": r["cross"] >= r["base"] + gain / 2}
+                       "cross_target_met": r["cross"] >= r["base"] + gain / 2,
+                       "se_retention_ratio": r.get("retention", {}).get("se_retention_ratio"),
+                       "sts_ratio": r.get("retention", {}).get("sts_ratio")}
         if plain is not None and weight != "0.0":
             out[weight]["own_vs_plain"] = round(r["own"] / plain["own"], 4)
             out[weight]["own_target_met"] = r["own"] >= 0.99 * plain["own"]
@@ -153,6 +172,8 @@ def main() -> None:
         run = result["runs"][str(weight)]
         if "documents" not in run.get("adapter", {}):  # (earlier invocations fitted on a random sample)
             run["adapter"] = adapter(home, run["version"])
+        if "retention" not in run:
+            run["retention"] = retention(home, run["version"])
         result["checks"] = checks(result["runs"], keep)
         save("compat", result)  # after each run: a long benchmark keeps what it measured
     print(json.dumps(result["checks"], indent=2))
