@@ -55,17 +55,25 @@ def save(name: str, result: dict) -> Path:
 
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of a process and all its descendants."""
+    return sum(cpu_seconds_by_role(pid).values())
+
+
+def cpu_seconds_by_role(pid: int) -> dict[str, float]:
+    """CPU time of a server's process tree, split: ``loop`` is the main thread of each worker process
+    (the event loop: HTTP, routing, JSON, tokenizing), ``other`` every other thread (the forward
+    passes, the query log's writer) and the supervising process."""
     import psutil
 
-    total = 0.0
+    split = {"loop": 0.0, "other": 0.0}
     root = psutil.Process(pid)
     for proc in [root, *root.children(recursive=True)]:
         try:
-            times = proc.cpu_times()
-            total += times.user + times.system
+            for thread in proc.threads():
+                role = "loop" if thread.id == proc.pid and proc.pid != pid else "other"
+                split[role] += thread.user_time + thread.system_time
         except psutil.NoSuchProcess:
             pass
-    return total
+    return split
 
 
 def rss_mb(pid: int) -> float:

@@ -14,7 +14,8 @@ queued work (capacity, not admission: that is overload.py's), and a refused requ
 throughput. Load comes from wrk (a Lua script cycles through real MedQuAD questions). The
 machine's speed drifts, so b is measured again after every HTTP run and each run is compared with
 the mean of the in-process rates just before and just after it. Also: p50/p99 latency, non-200
-responses, the cores the server's process tree keeps busy under each load, the service's RSS (all
+responses, the cores the server's process tree keeps busy under each load and where that CPU goes
+(the event loop's CPU per request, the other threads' per text), the service's RSS (all
 processes) with two versions loaded, and batch invariance over HTTP: the largest per-dimension
 difference between a text's vector sent alone and the same text sent among 31 others or next to
 other clients' concurrent requests.
@@ -34,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DATASETS, REPO, base_home, cpu_seconds, rss_mb, save
+from common import DATASETS, REPO, base_home, cpu_seconds_by_role, rss_mb, save
 
 sys.path.insert(0, str(REPO))
 from embedloop.core.labels.beir import read_jsonl  # noqa: E402
@@ -65,6 +66,18 @@ end
 HTTP_RUNS = ("c", "d", "c_per_pass", "d_per_pass", "c_two", "d_two", "c_workers", "d_workers")
 
 
+def texts_per_request(run: str) -> int:
+    return 32 if run.startswith("d") else 1
+
+
+def cpu_split(run: dict, texts: int) -> dict:
+    """Where a run's server CPU went, and the rate over b that both cores kept busy at those costs
+    per text would give (what the run reached is that times the share of the two cores it kept busy)."""
+    per_text_ms = run["loop_ms_per_request"] / texts + run["other_ms_per_text"]
+    return {**{k: run[k] for k in ("loop_ms_per_request", "other_ms_per_text", "loop_share")},
+            "both_cores_busy_over_b": 2000 / per_text_ms / run["b"]}
+
+
 def wrk_script(texts: list[str], per_request: int, path: Path, n_bodies: int = 2000, model: str = "embedloop") -> Path:
     rng = random.Random(0)
     bodies = []
@@ -77,15 +90,21 @@ def wrk_script(texts: list[str], per_request: int, path: Path, n_bodies: int = 2
     return path
 
 
-def run_wrk(url: str, script: Path, duration: float, concurrency: int, server_pid: int | None = None) -> dict:
-    busy_before = cpu_seconds(server_pid) if server_pid else 0.0
+def run_wrk(url: str, script: Path, duration: float, concurrency: int, server_pid: int | None = None,
+            texts_each: int = 1) -> dict:
+    busy_before = cpu_seconds_by_role(server_pid) if server_pid else {}
     out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{duration:g}s", "--timeout", "30s", "-s", str(script),
                           url], capture_output=True, text=True, check=True).stdout
     result = json.loads(re.search(r"RESULT (\{.*\})", out).group(1))
     answered = result["requests"] - result["non2xx"]  # a refusal (429) is no throughput
     result["rps"] = answered / (result["duration_us"] / 1e6)
     if server_pid:
-        result["server_cores"] = (cpu_seconds(server_pid) - busy_before) / (result["duration_us"] / 1e6)
+        busy = {role: seconds - busy_before[role] for role, seconds in cpu_seconds_by_role(server_pid).items()}
+        result["server_cores"] = sum(busy.values()) / (result["duration_us"] / 1e6)
+        # Where the server's CPU goes, per unit of work: the event loop per request, the rest per text.
+        result["loop_ms_per_request"] = 1000 * busy["loop"] / max(result["requests"], 1)
+        result["other_ms_per_text"] = 1000 * busy["other"] / max(result["requests"] * texts_each, 1)
+        result["loop_share"] = busy["loop"] / max(sum(busy.values()), 1e-9)
     return result
 
 
@@ -223,7 +242,8 @@ def main() -> None:
             for name, script in (("c", single), ("c_per_pass", single_per_pass), ("d", batch),
                                  ("d_per_pass", batch_per_pass)):
                 wait_idle(url)
-                r[name] = run_wrk(url, script, args.duration, args.concurrency, server_pid=pid)
+                r[name] = run_wrk(url, script, args.duration, args.concurrency, server_pid=pid,
+                                  texts_each=texts_per_request(name))
                 wait_idle(url)
                 # The baseline is measured again right after each HTTP run; the run is compared
                 # with the mean of the in-process rates just before and just after it.
@@ -235,7 +255,8 @@ def main() -> None:
                                          ("workers", "c_workers", single), ("workers", "d_workers", batch)):
                 wait_idle(servers[server].url)
                 r[name] = run_wrk(servers[server].url, script, args.duration, args.concurrency,
-                                  server_pid=servers[server].process.pid)
+                                  server_pid=servers[server].process.pid,
+                                  texts_each=texts_per_request(name))
                 wait_idle(servers[server].url)
                 b_after = rate_b()
                 r[name]["b"], b_before = (b_before + b_after) / 2, b_after
@@ -284,6 +305,9 @@ def main() -> None:
         "c_workers_over_c_two": med(r["c_workers"]["rps"] / r["c_two"]["rps"] for r in repeats),
     }
     cores = {name: med(r[name]["server_cores"] for r in repeats) for name in HTTP_RUNS}
+    cpu = {name: {key: med(cpu_split(r[name], texts_per_request(name))[key] for r in repeats)
+                  for key in ("loop_ms_per_request", "other_ms_per_text", "loop_share", "both_cores_busy_over_b")}
+           for name in HTTP_RUNS}
     non200 = sum(r[k]["non2xx"] + r[k]["socket_errors"] for r in repeats for k in HTTP_RUNS) + \
         sum(r["querylog"]["non200"] for r in repeats)
     targets = {
@@ -314,6 +338,10 @@ def main() -> None:
     print(f"non-200 responses: {non200}   RSS with two versions loaded: {rss:.0f} MB "
           f"(two workers: {rss_workers:.0f} MB)   "
           f"server cores busy: {', '.join(f'{k} {v:.2f}' for k, v in cores.items())}")
+    for name, split in cpu.items():
+        print(f"  CPU {name:11s} event loop {split['loop_ms_per_request']:.2f} ms/request "
+              f"({split['loop_share']:.0%} of the server's), the rest {split['other_ms_per_text']:.2f} ms/text; "
+              f"both cores busy at these costs: {split['both_cores_busy_over_b']:.2f} b")
     for name, value in ratios.items():
         print(f"  {name:28s} {value:.3f}  {'ok' if targets[name] else 'MISSED'}")
     save("serving", {
@@ -321,7 +349,7 @@ def main() -> None:
         "ratios_median_of_repeats": ratios, "targets_met": targets, "non200": non200,
         "rss_mb_two_versions": rss, "rss_mb_two_versions_two_workers": rss_workers,
         "latency_ms_single_c32_median": {"p50": p50, "p99": p99},
-        "server_cores_median": cores, "invariance_max_abs_difference": max_difference,
+        "server_cores_median": cores, "server_cpu_median": cpu, "invariance_max_abs_difference": max_difference,
         "repeats": repeats,
     })
 
