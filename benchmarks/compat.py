@@ -15,7 +15,7 @@ And each candidate's query adapter as the gates fit and the service serves it (`
 rotation into the base's space, orthogonal Procrustes, fitted on the answers no test question points
 to): what a client that keeps its index gets by querying through it.
 And what each candidate keeps outside the domain: MRR@10 on ``se_retention`` and STS-B Spearman
-against the base's, as the retention and STS gates compute them.
+against the base's, judged by the retention and STS gates themselves.
 (``--resume`` keeps the state folder and the results of an earlier invocation and runs only the
 weights it has not measured; every run's adapter and retention figures are measured where missing.)
 
@@ -38,13 +38,13 @@ from common import DATASETS, REPO, RESULTS, save
 from embedloop.core.evaluation.compatibility import fit_query_adapter
 from embedloop.core.evaluation.corpus_cache import cached_corpus_embeddings
 from embedloop.core.evaluation.probes import score_probes
-from embedloop.core.evaluation.sts import sts_spearman
 from embedloop.core.labels.beir import load_beir
 from embedloop.core.labels.feedback import FeedbackItem
-from embedloop.core.labels.probes import ProbeQuery, probe_set_of
+from embedloop.core.labels.probes import ProbeQuery
 from embedloop.core.models.versions import graph_key, load_encoder
 from embedloop.core.settings import TrainingSettings, load_settings
 from embedloop.core.state import State
+from embedloop.retrain.gates import GateReport, Gates, ServedGraph
 from embedloop.retrain.validation import choose_weight
 
 MEDQUAD = DATASETS / "medquad"
@@ -116,17 +116,21 @@ def adapter(home: Path, name: str, base: str = "v1") -> dict:
 
 
 def retention(home: Path, name: str, base: str = "v1") -> dict:
-    """What the candidate keeps outside the domain, as the retention and STS gates measure it (the
-    runs here leave those gates unset): MRR@10 on ``se_retention`` and STS-B Spearman, candidate and base."""
+    """What the candidate keeps outside the domain, judged by the STS and retention gates themselves
+    (the runs here leave their datasets unset): STS-B Spearman and MRR@10 on ``se_retention``."""
     with State(load_settings(home)) as state:
-        encoders = {v: load_encoder(state.settings, state.registry.get(v)) for v in (base, name)}
-        keys = {v: graph_key(state.registry.get(v)) for v in (base, name)}
-        cache = state.settings.corpus_cache_dir
-    general = probe_set_of(DATASETS / "se_retention", origin="retention")
-    figures = {v: {"se_retention": score_probes(encoders[v], keys[v], general, cache).summary()["metrics"][METRIC],
-                   "sts": sts_spearman(encoders[v], DATASETS / "stsb_ccbysa" / "test.jsonl")} for v in (base, name)}
-    return {**{f"{k}_ratio": round(figures[name][k] / figures[base][k], 4) for k in ("se_retention", "sts")},
-            "candidate": figures[name], "base": figures[base]}
+        settings = state.settings.gates.model_copy(update={"sts_dataset": DATASETS / "stsb_ccbysa" / "test.jsonl",
+                                                           "retention_dataset": DATASETS / "se_retention"})
+        graphs = {v: ServedGraph(graph_key(state.registry.get(v)), load_encoder(state.settings, state.registry.get(v)))
+                  for v in (base, name)}
+        gates = Gates(settings, state.settings.corpus_cache_dir)
+    report = GateReport(settings.metric)
+    gates.sts_gate(report, graphs[name], graphs[base])
+    gates.retention_gate(report, graphs[name], graphs[base])
+    sts, kept = report.figures["sts"], report.figures["retention"]
+    return {"se_retention_ratio": round(kept["ratio"], 4), "sts_ratio": round(sts["ratio"], 4),
+            "candidate": {"se_retention": kept["candidate"], "sts": sts["candidate"]},
+            "base": {"se_retention": kept["baseline"], "sts": sts["parent"]}}
 
 
 def checks(runs: dict[str, dict], keep: float) -> dict:
