@@ -18,7 +18,10 @@ a user's would (`embedloop retrain --force`, policy manual, so production stays 
     real spread, no true gain), judged by the gain gate at ``min_gain`` and at 0 (the test's size).
 
 ``--analyse-only`` judges the versions an earlier (possibly interrupted) run of this benchmark left
-in ``--work``, without training more. Results in ``benchmarks/results/gates.json``.
+in ``--work``, without training more; ``--add-seeds N`` trains N more re-seeded runs there first (on
+the same feedback), with ``--weights`` as their ``training.compatibility_weights`` when given — e.g.
+the one weight the default run's validation chose, which trains once instead of once per weight.
+Results in ``benchmarks/results/gates.json``.
 """
 
 from __future__ import annotations
@@ -81,12 +84,15 @@ def scores_of(state: State, name: str):
                         state.settings.corpus_cache_dir)
 
 
-def run_seed(home: Path, seed: int) -> dict:
+def run_seed(home: Path, seed: int, weights: list[float] | None = None) -> dict:
     started = time.perf_counter()
-    done = subprocess.run([CLI, "retrain", "--force", "--home", str(home)], capture_output=True, text=True,
-                          env={**os.environ, "EMBEDLOOP_TRAINING__SEED": str(seed)})
+    env = {**os.environ, "EMBEDLOOP_TRAINING__SEED": str(seed)}
+    if weights is not None:
+        env["EMBEDLOOP_TRAINING__COMPATIBILITY_WEIGHTS"] = json.dumps(weights)
+    done = subprocess.run([CLI, "retrain", "--force", "--home", str(home)], capture_output=True, text=True, env=env)
     print(done.stdout[-1500:], done.stderr[-1500:], flush=True)
-    return {"seed": seed, "minutes": round((time.perf_counter() - started) / 60, 1), "exit": done.returncode}
+    return {"seed": seed, "minutes": round((time.perf_counter() - started) / 60, 1), "exit": done.returncode,
+            "compatibility_weights": weights if weights is not None else "default"}
 
 
 def judged(gates: Gates, candidate, production) -> GateReport:
@@ -116,6 +122,10 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1200)
     parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".work" / "gates")
     parser.add_argument("--analyse-only", action="store_true", help="judge the versions already in --work")
+    parser.add_argument("--add-seeds", type=int, default=0, help="with --analyse-only: train this many more "
+                        "re-seeded runs in --work first")
+    parser.add_argument("--weights", type=float, nargs="+", help="training.compatibility_weights of the runs "
+                        "this invocation trains (default: the settings')")
     parser.add_argument("--simulated", type=int, default=200, help="simulated no-signal candidates")
     args = parser.parse_args()
     home = args.work / "home"
@@ -123,13 +133,16 @@ def main() -> None:
     if args.analyse_only:
         state, setup = State(load_settings(home)), json.loads(setup_file.read_text())
         runs = setup.pop("runs", [])
+        for seed in range(1000 + len(runs) - 1, 1000 + len(runs) - 1 + args.add_seeds):
+            runs.append(run_seed(home, seed, args.weights))
+            setup_file.write_text(json.dumps({**setup, "runs": runs}))
     else:
         state, setup = prepare(home, args.pairs)
         setup_file.write_text(json.dumps(setup))
         print(f"feedback: {setup}", flush=True)
         runs = []
         for seed in [42] + [1000 + i for i in range(args.seeds - 1)]:
-            runs.append(run_seed(home, seed))
+            runs.append(run_seed(home, seed, args.weights))
             setup_file.write_text(json.dumps({**setup, "runs": runs}))
     versions = [v.name for v in state.registry.versions()[1:]]
     assert state.registry.alias(PRODUCTION) == "v1"
