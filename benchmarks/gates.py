@@ -17,8 +17,11 @@ a user's would (`embedloop retrain --force`, policy manual, so production stays 
     differences, centred on zero (a bootstrap draw of the 2,777 differences minus their mean: the
     real spread, no true gain), judged by the gain gate at ``min_gain`` and at 0 (the test's size).
 
-``--analyse-only`` judges the versions an earlier (possibly interrupted) run of this benchmark left
-in ``--work``, without training more; ``--add-seeds N`` trains N more re-seeded runs there first (on
+``--confirm`` asks of the saved no-signal comparisons whether each difference holds on questions no
+probe holds and no run trained on — MedQuAD's training questions of the sources outside the feedback,
+against the same answers — so that a pass can be read as a real difference between two models, or as
+the probe set's luck. ``--analyse-only`` judges the versions an earlier (possibly interrupted) run of
+this benchmark left in ``--work``, without training more; ``--add-seeds N`` trains N more re-seeded runs there first (on
 the same feedback), with ``--weights`` as their ``training.compatibility_weights`` when given — e.g.
 the one weight the default run's validation chose, which trains once instead of once per weight.
 Results in ``benchmarks/results/gates.json``.
@@ -37,12 +40,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import DATASETS, REPO, save
+from common import DATASETS, REPO, RESULTS, save
 
 from embedloop.core.evaluation.paired import compare
 from embedloop.core.evaluation.probes import score_probes
 from embedloop.core.labels.beir import load_beir
 from embedloop.core.labels.feedback import FeedbackItem
+from embedloop.core.labels.probes import ProbeSet
 from embedloop.core.models.registry import PRODUCTION
 from embedloop.core.models.versions import graph_key, load_encoder
 from embedloop.core.settings import load_settings
@@ -101,6 +105,38 @@ def judged(gates: Gates, candidate, production) -> GateReport:
     return report
 
 
+def confirm(state: State, setup: dict, result: dict) -> dict:
+    """Each no-signal comparison again, on the unseen training questions of the other sources."""
+    probes = state.probes.load()
+    train = load_beir(MEDQUAD, "train")
+    known = set(probes.doc_ids)
+    ids = sorted(q for q in train.qrels if q in train.queries and train.queries[q]["source"] not in setup["sources"]
+                 and set(train.qrels[q]) & known)
+    unseen = ProbeSet(doc_ids=probes.doc_ids, doc_texts=probes.doc_texts, query_ids=ids,  # the cached answers
+                      query_texts=[train.queries[q]["text"] for q in ids],
+                      groups=[train.queries[q]["source"] for q in ids], origins=["import"] * len(ids),
+                      relevant=[set(train.qrels[q]) & known for q in ids], added_at=[0.0] * len(ids))
+    settings = state.settings.gates
+    per_query = {}
+    for name in sorted({p[k] for p in result["noise"]["pairs"] for k in ("candidate", "against")}):
+        version = state.registry.get(name)
+        per_query[name] = score_probes(load_encoder(state.settings, version), graph_key(version), unseen,
+                                       state.settings.corpus_cache_dir).per_query[settings.metric]
+    rows = []
+    for pair in result["noise"]["pairs"]:
+        held = compare(per_query[pair["candidate"]], per_query[pair["against"]], settings.min_gain,
+                       settings.confidence, settings.resamples)
+        rows.append({"candidate": pair["candidate"], "against": pair["against"], "probe_mean_gain": pair["mean_gain"],
+                     "probe_passed": pair["passed"], "unseen_mean_gain": round(held.mean, 4),
+                     "unseen_ci": [round(held.ci_low, 4), round(held.ci_high, 4)], "unseen_clears": held.clears})
+        print(json.dumps(rows[-1]), flush=True)
+    agree = np.corrcoef([r["probe_mean_gain"] for r in rows], [r["unseen_mean_gain"] for r in rows])[0, 1]
+    passes = [r for r in rows if r["probe_passed"]]
+    return {"queries": len(ids), "sources": sorted(set(unseen.groups)), "pairs": rows,
+            "probe_vs_unseen_gain_correlation": round(float(agree), 3),
+            "passes_that_hold": sum(r["unseen_ci"][0] > 0 for r in passes), "passes": len(passes)}
+
+
 def simulate_no_signal(differences: np.ndarray, settings, n: int) -> dict:  # noqa: ANN001 - GateSettings
     rng = np.random.default_rng(7)
     null = differences - differences.mean()
@@ -122,6 +158,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1200)
     parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / ".work" / "gates")
     parser.add_argument("--analyse-only", action="store_true", help="judge the versions already in --work")
+    parser.add_argument("--confirm", action="store_true", help="re-judge the saved no-signal comparisons on "
+                        "unseen questions (needs --work of the saved run)")
     parser.add_argument("--add-seeds", type=int, default=0, help="with --analyse-only: train this many more "
                         "re-seeded runs in --work first")
     parser.add_argument("--weights", type=float, nargs="+", help="training.compatibility_weights of the runs "
@@ -130,6 +168,13 @@ def main() -> None:
     args = parser.parse_args()
     home = args.work / "home"
     setup_file = args.work / "setup.json"
+    if args.confirm:
+        state, setup = State(load_settings(home)), json.loads(setup_file.read_text())
+        result = json.loads((RESULTS / "gates.json").read_text())
+        result["noise"]["confirmation"] = confirmation = confirm(state, setup, result)
+        print(f"confirmation: {({k: v for k, v in confirmation.items() if k != 'pairs'})}")
+        (RESULTS / "gates.json").write_text(json.dumps(result, indent=2))
+        return
     if args.analyse_only:
         state, setup = State(load_settings(home)), json.loads(setup_file.read_text())
         runs = setup.pop("runs", [])
