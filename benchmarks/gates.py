@@ -99,6 +99,12 @@ def run_seed(home: Path, seed: int, weights: list[float] | None = None) -> dict:
             "compatibility_weights": weights if weights is not None else "default"}
 
 
+def change_by_group(candidate, baseline, metric: str) -> dict[str, float]:  # noqa: ANN001 - ProbeScores
+    """Each probe group's mean ``metric``, candidate − baseline."""
+    after, before = candidate.summary()["groups"], baseline.summary()["groups"]
+    return {group: round(after[group][metric] - before[group][metric], 4) for group in after}
+
+
 def judged(gates: Gates, candidate, production) -> GateReport:
     report = GateReport(gates.settings.metric)
     gates.probe_gates(report, candidate, production, promoted_at=None)
@@ -200,8 +206,7 @@ def main() -> None:
     groups = np.array(first.probes.groups)
     held = np.flatnonzero(np.isin(groups, setup["sources"]))
     gain = compare(first.per_query[metric][held], base.per_query[metric][held], 0.0)
-    changes = {g: round(float(first.per_query[metric][groups == g].mean() - base.per_query[metric][groups == g].mean()),
-                        4) for g in sorted(set(groups.tolist()))}
+    changes = change_by_group(first, base, metric)
     registered = state.registry.get(versions[0])
     small = {"version": versions[0], "state": state.registry.state(versions[0]).state,
              "gain_on_the_two_sources": gain.as_dict(), "change_by_group": changes,

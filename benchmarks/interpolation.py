@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from common import REPO, save
-from gates import judged, scores_of
+from gates import change_by_group, judged, scores_of
 
 from embedloop.core.evaluation.paired import compare
 from embedloop.core.evaluation.probes import score_probes
@@ -37,11 +37,10 @@ from embedloop.retrain.gates import Gates, GateStatus
 from embedloop.retrain.validation import mix
 
 
-def mixed_scores(state: State, parent, tuned, alpha: float, work: Path):  # noqa: ANN001, ANN201 - registry rows
-    """Probe scores of ``parent + alpha (tuned - parent)``, exported and quantized as a run would."""
-    model = load_checkpoint(version_dir(state.settings, tuned) / tuned.manifest["checkpoint"])
-    parent_model = load_checkpoint(version_dir(state.settings, parent) / parent.manifest["checkpoint"])
-    model.load_state_dict(mix(parent_model.state_dict(), model.state_dict(), alpha))
+def mixed_scores(state: State, model, weights: dict, alpha: float, work: Path):  # noqa: ANN001, ANN201
+    """Probe scores of ``model`` with ``parent + alpha (tuned - parent)`` loaded (``weights``: both state
+    dicts), exported and quantized as a run would."""
+    model.load_state_dict(mix(weights["parent"], weights["tuned"], alpha))
     checkpoint, folder = work / f"checkpoint-{alpha:g}", work / f"version-{alpha:g}"
     shutil.rmtree(checkpoint, ignore_errors=True)
     shutil.rmtree(folder, ignore_errors=True)
@@ -69,14 +68,17 @@ def main() -> None:
     groups = np.array(base.probes.groups)
     trained = np.flatnonzero(np.isin(groups, setup["sources"]))
     validation = tuned.training["interpolation"]["validation"]
+    model, parent_model = (load_checkpoint(version_dir(state.settings, v) / v.manifest["checkpoint"])
+                           for v in (tuned, parent))
+    weights = {"tuned": {k: v.detach().clone() for k, v in model.state_dict().items()},
+               "parent": parent_model.state_dict()}
 
     rows = []
     for alpha in sorted({*args.alphas, 1.0}):
         scores = scores_of(state, tuned.name) if alpha == 1.0 else mixed_scores(
-            state, parent, tuned, alpha, args.work / "interpolation")
+            state, model, weights, alpha, args.work / "interpolation")
         gain = compare(scores.per_query[metric][trained], base.per_query[metric][trained], 0.0)
-        changes = {g: round(float(scores.per_query[metric][groups == g].mean()
-                                  - base.per_query[metric][groups == g].mean()), 4) for g in sorted(set(groups))}
+        changes = change_by_group(scores, base, metric)
         report = judged(gates, scores, base)
         row = {"alpha": alpha, "gain_on_the_two_sources": round(gain.mean, 4),
                "gain_ci": [round(gain.ci_low, 4), round(gain.ci_high, 4)],
